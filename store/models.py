@@ -1,0 +1,312 @@
+"""The Postgres schema as SQLAlchemy 2 typed models.
+
+Conventions, everywhere:
+- addresses are lower-case ``0x`` hex; token ids and wei amounts are ``NUMERIC(78)``
+  (up to 2**256-1);
+- chain events are keyed by (chain_id, block_hash, tx_hash, log_index, batch_index), so replaying a
+  block range is a no-op and a reorg deletes exactly the rows of the orphaned blocks;
+- token rows are *derived* from events and can always be recomputed from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Uint256 = Numeric(78, 0)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Collection(Base):
+    """A watched contract on one chain."""
+
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("chain_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(42))
+    name: Mapped[str] = mapped_column(Text, default="")
+    # erc721 | erc1155 | cryptopunks
+    standard: Mapped[str] = mapped_column(String(16), default="erc721")
+    # CryptoKitties-style Transfer with no indexed arguments
+    legacy_transfer: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class Block(Base):
+    """Canonical blocks we ingested: the parent-hash chain the follower checks reorgs against."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "number"),
+        UniqueConstraint("chain_id", "hash"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    number: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+    timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _event_key() -> tuple[Any, ...]:
+    return (
+        mapped_column(BigInteger),
+        mapped_column(BigInteger),
+        mapped_column(String(66)),
+        mapped_column(String(66)),
+        mapped_column(Integer),
+        mapped_column(Integer, default=0),
+    )
+
+
+class Transfer(Base):
+    """One NFT movement (a mint has from = 0x0, a burn to = 0x0)."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index", "batch_index"),
+        Index("ix_transfers_token", "chain_id", "contract", "token_id", "block_number"),
+        Index("ix_transfers_block", "chain_id", "block_number"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    batch_index: Mapped[int] = mapped_column(Integer, default=0)
+    block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[Decimal] = mapped_column(Uint256, default=1)
+    standard: Mapped[str] = mapped_column(String(16))
+    is_mint: Mapped[bool] = mapped_column(Boolean)
+
+
+class Sale(Base):
+    """A sale with its price: a marketplace event, an inferred payment, or a paid mint."""
+
+    __tablename__ = "sales"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index", "batch_index"),
+        Index("ix_sales_token", "chain_id", "contract", "token_id", "block_number"),
+        Index("ix_sales_time", "chain_id", "contract", "block_time"),
+        Index("ix_sales_block", "chain_id", "block_number"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    batch_index: Mapped[int] = mapped_column(Integer, default=0)
+    block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    seller: Mapped[str] = mapped_column(String(42))
+    buyer: Mapped[str] = mapped_column(String(42))
+    price_wei: Mapped[Decimal] = mapped_column(Uint256)
+    # ETH, WETH or the ERC-20's address
+    currency: Mapped[str] = mapped_column(String(42), default="ETH")
+    marketplace: Mapped[str] = mapped_column(String(32))
+    inferred: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Listing(Base):
+    """On-chain listing activity (offers, withdrawals, bids)."""
+
+    __tablename__ = "listings"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        Index("ix_listings_token", "chain_id", "contract", "token_id", "block_number"),
+        Index("ix_listings_block", "chain_id", "block_number"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    # offered | withdrawn | bid | bid_withdrawn
+    kind: Mapped[str] = mapped_column(String(16))
+    price_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    account: Mapped[str] = mapped_column(String(42))
+
+
+class Token(Base):
+    """Derived state of one token, plus what resolving its metadata found."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "contract", "token_id"),
+        Index("ix_tokens_image", "image_sha256"),
+        Index("ix_tokens_metadata_retry", "metadata_status", "next_retry_at"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    owner: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    minted_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    transfer_count: Mapped[int] = mapped_column(Integer, default=0)
+    sale_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_sale_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    last_sale_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    token_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # pending | ok | retry | failed
+    metadata_status: Mapped[str] = mapped_column(String(16), default="pending")
+    metadata_json: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    attributes: Mapped[list[Any] | None] = mapped_column(JSONB, nullable=True)
+    image_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    image_sha256: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("media.sha256"), nullable=True
+    )
+    error_class: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class Media(Base):
+    """Image bytes, stored once by content hash."""
+
+    __tablename__ = "media"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mime: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class Embedding(Base):
+    """One vector per (image, extractor). ``halfvec`` without a fixed width: each extractor's
+    HNSW index is a partial expression index that casts to its own width."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (PrimaryKeyConstraint("image_sha256", "extractor"),)
+
+    image_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("media.sha256"))
+    extractor: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vec: Mapped[Any] = mapped_column(HALFVEC())
+    weights: Mapped[str] = mapped_column(Text)
+    preprocess: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class Valuation(Base):
+    """A stored valuation with the model version and inputs that produced it."""
+
+    __tablename__ = "valuations"
+    __table_args__ = (
+        Index("ix_valuations_token", "chain_id", "contract", "token_id", "valued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    valued_at: Mapped[dt.datetime] = _now()
+    model_version: Mapped[str] = mapped_column(String(64))
+    p_liquid: Mapped[float] = mapped_column(Float)
+    price_eth: Mapped[float | None] = mapped_column(Float, nullable=True)
+    price_low_eth: Mapped[float | None] = mapped_column(Float, nullable=True)
+    price_high_eth: Mapped[float | None] = mapped_column(Float, nullable=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class Checkpoint(Base):
+    """How far a named chain job got (the follower, one backfill range)."""
+
+    __tablename__ = "checkpoints"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class Outbox(Base):
+    """Work to send to Celery, written in the same transaction as the events that caused it.
+
+    ``dedupe_key`` makes re-recording the same event a no-op; ``sent_at`` is set only once the
+    broker accepted the message."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    dedupe_key: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[dt.datetime] = _now()
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FetchFailure(Base):
+    """Every failed fetch, classified; exhausted ones are the dead letters ``nftwatch failures``
+    lists."""
+
+    __tablename__ = "fetch_failures"
+    __table_args__ = (Index("ix_fetch_failures_token", "chain_id", "contract", "token_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    stage: Mapped[str] = mapped_column(String(16))  # token_uri | metadata | image | embed
+    uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retryable: Mapped[bool] = mapped_column(Boolean)
+    error_class: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = _now()
