@@ -1,1 +1,1 @@
-"""worker."""
+"""The Celery side: the app, its queues, thin idempotent tasks and the outbox dispatcher."""

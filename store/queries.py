@@ -1,0 +1,383 @@
+"""Reads and bulk writes for the worker, the CLI and the API (chain recording lives in
+``store.chain``). Every write is set-based and idempotent: a task that runs twice leaves one row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from store.models import (
+    Collection,
+    Embedding,
+    FetchFailure,
+    Media,
+    Outbox,
+    Sale,
+    Token,
+    Valuation,
+)
+
+# ---------------------------------------------------------------- collections
+
+
+def upsert_collection(
+    session: Session, chain_id: int, address: str, name: str = "", standard: str = "erc721"
+) -> None:
+    stmt = insert(Collection).values(
+        chain_id=chain_id, address=address.lower(), name=name, standard=standard
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["chain_id", "address"],
+            set_={"name": stmt.excluded.name, "standard": stmt.excluded.standard},
+        )
+    )
+
+
+def collections(session: Session, chain_id: int | None = None) -> list[Collection]:
+    query = select(Collection).order_by(Collection.id)
+    if chain_id is not None:
+        query = query.where(Collection.chain_id == chain_id)
+    return list(session.scalars(query))
+
+
+# ---------------------------------------------------------------- outbox
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    task: str
+    queue: str
+    payload: dict[str, Any]
+
+
+def enqueue(
+    session: Session, task: str, queue: str, payload: dict[str, Any], dedupe_key: str
+) -> None:
+    """Add work to the outbox, once per ``dedupe_key``; it is sent after this transaction commits."""
+    session.execute(
+        insert(Outbox)
+        .values(task=task, queue=queue, payload=payload, dedupe_key=dedupe_key)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+
+
+def claim_unsent(session: Session, limit: int) -> list[OutboxRow]:
+    """Lock up to ``limit`` unsent rows, urgent first; other dispatchers skip them."""
+    rows = session.execute(
+        select(Outbox.id, Outbox.task, Outbox.queue, Outbox.payload)
+        .where(Outbox.sent_at.is_(None))
+        .order_by((Outbox.queue != "urgent"), Outbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [OutboxRow(r.id, r.task, r.queue, r.payload) for r in rows]
+
+
+def mark_sent(session: Session, ids: Sequence[int]) -> None:
+    if ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(ids))
+            .values(sent_at=func.now(), attempts=Outbox.attempts + 1)
+        )
+
+
+def unsent_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(Outbox.sent_at.is_(None))) or 0)
+
+
+# ---------------------------------------------------------------- tokens and media
+
+
+def token(session: Session, chain_id: int, contract: str, token_id: int) -> Token | None:
+    return session.get(Token, (chain_id, contract.lower(), Decimal(token_id)))
+
+
+def store_media(
+    session: Session, sha256: str, mime: str, width: int, height: int, content: bytes
+) -> None:
+    """Identical bytes are stored once."""
+    session.execute(
+        insert(Media)
+        .values(
+            sha256=sha256, mime=mime, width=width, height=height, size=len(content), content=content
+        )
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+
+
+def media_content(session: Session, sha256s: Sequence[str]) -> dict[str, bytes]:
+    rows = session.execute(select(Media.sha256, Media.content).where(Media.sha256.in_(sha256s)))
+    return {r.sha256: bytes(r.content) for r in rows}
+
+
+@dataclass(frozen=True)
+class ResolvedToken:
+    token_uri: str
+    metadata: dict[str, Any] | None
+    attributes: list[Any] | None
+    image_uri: str | None
+    image_sha256: str | None
+
+
+def mark_resolved(
+    session: Session, chain_id: int, contract: str, token_id: int, result: ResolvedToken
+) -> None:
+    session.execute(
+        update(Token)
+        .where(
+            Token.chain_id == chain_id,
+            Token.contract == contract.lower(),
+            Token.token_id == Decimal(token_id),
+        )
+        .values(
+            token_uri=result.token_uri,
+            metadata_json=result.metadata,
+            attributes=result.attributes,
+            image_uri=result.image_uri,
+            image_sha256=result.image_sha256,
+            metadata_status="ok",
+            error_class=None,
+            error_message=None,
+            attempts=Token.attempts + 1,
+            next_retry_at=None,
+            resolved_at=func.now(),
+            updated_at=func.now(),
+        )
+    )
+
+
+def mark_failed(
+    session: Session,
+    chain_id: int,
+    contract: str,
+    token_id: int,
+    *,
+    stage: str,
+    uri: str | None,
+    error_class: str,
+    message: str,
+    retryable: bool,
+    next_retry_at: dt.datetime | None,
+    exhausted: bool,
+) -> None:
+    """Record a classified failure on the token and in the failure log; nothing is dropped."""
+    status = "retry" if retryable and not exhausted else "failed"
+    session.execute(
+        update(Token)
+        .where(
+            Token.chain_id == chain_id,
+            Token.contract == contract.lower(),
+            Token.token_id == Decimal(token_id),
+        )
+        .values(
+            token_uri=uri if stage != "token_uri" else None,
+            metadata_status=status,
+            error_class=error_class,
+            error_message=message[:2000],
+            attempts=Token.attempts + 1,
+            next_retry_at=next_retry_at,
+            updated_at=func.now(),
+        )
+    )
+    session.add(
+        FetchFailure(
+            chain_id=chain_id,
+            contract=contract.lower(),
+            token_id=Decimal(token_id),
+            stage=stage,
+            uri=uri,
+            retryable=retryable,
+            error_class=error_class,
+            message=message[:2000],
+            exhausted=exhausted,
+        )
+    )
+
+
+# ---------------------------------------------------------------- embeddings
+
+_SAFE_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def vector_index_name(extractor: str) -> str:
+    return "ix_embeddings_hnsw_" + _SAFE_NAME.sub("_", extractor.lower()).strip("_")
+
+
+def ensure_vector_index(engine: Engine, extractor: str, dim: int) -> None:
+    """An HNSW cosine index per extractor: a partial expression index casting to its width.
+
+    halfvec indexes up to 4,000 dimensions; wider vectors are indexed by their binary
+    quantisation and re-ranked exactly (see :func:`nearest`)."""
+    name = vector_index_name(extractor)
+    literal = extractor.replace("'", "''")
+    if dim <= 4000:
+        expr = f"(vec::halfvec({dim})) halfvec_cosine_ops"
+    else:
+        expr = f"(binary_quantize(vec)::bit({dim})) bit_hamming_ops"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ({expr}) "
+                f"WHERE extractor = '{literal}'"
+            )
+        )
+
+
+def store_embeddings(
+    session: Session,
+    extractor: str,
+    weights: str,
+    preprocess: str,
+    vectors: Iterable[tuple[str, Sequence[float]]],
+) -> int:
+    rows = [
+        {
+            "image_sha256": sha,
+            "extractor": extractor,
+            "dim": len(vec),
+            "vec": list(map(float, vec)),
+            "weights": weights,
+            "preprocess": preprocess,
+        }
+        for sha, vec in vectors
+    ]
+    if not rows:
+        return 0
+    stmt = insert(Embedding).values(rows)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["image_sha256", "extractor"],
+            set_={
+                "vec": stmt.excluded.vec,
+                "dim": stmt.excluded.dim,
+                "weights": stmt.excluded.weights,
+                "preprocess": stmt.excluded.preprocess,
+                "created_at": func.now(),
+            },
+        )
+    )
+    return len(rows)
+
+
+def missing_embeddings(session: Session, extractor: str, sha256s: Sequence[str]) -> list[str]:
+    have = set(
+        session.scalars(
+            select(Embedding.image_sha256).where(
+                Embedding.extractor == extractor, Embedding.image_sha256.in_(sha256s)
+            )
+        )
+    )
+    return [s for s in sha256s if s not in have]
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    chain_id: int
+    contract: str
+    token_id: int
+    image_sha256: str
+    similarity: float
+    last_sale_wei: int | None
+    last_sale_at: dt.datetime | None
+    sale_count: int
+    transfer_count: int
+
+
+def nearest(
+    session: Session,
+    *,
+    extractor: str,
+    dim: int,
+    image_sha256: str,
+    k: int = 10,
+    chain_id: int | None = None,
+    contract: str | None = None,
+) -> list[Neighbour]:
+    """The k tokens whose images are nearest by cosine, within one collection when ``contract``
+    is given, excluding tokens that share the query image. Uses the extractor's HNSW index with
+    pgvector's iterative scan so that the collection filter still returns k rows."""
+    session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    filters = ["e.extractor = :extractor", "e.image_sha256 <> :sha"]
+    params: dict[str, Any] = {"extractor": extractor, "sha": image_sha256, "k": k}
+    if contract is not None:
+        filters.append("t.contract = :contract")
+        params["contract"] = contract.lower()
+    if chain_id is not None:
+        filters.append("t.chain_id = :chain_id")
+        params["chain_id"] = chain_id
+    cast = f"halfvec({dim})" if dim <= 4000 else None
+    if cast is None:
+        raise ValueError(f"{extractor}: vectors of {dim} dims need the binary-quantised search")
+    sql = text(
+        f"""
+        WITH q AS (SELECT vec::{cast} AS v FROM embeddings
+                   WHERE image_sha256 = :sha AND extractor = :extractor)
+        SELECT t.chain_id, t.contract, t.token_id, e.image_sha256,
+               1 - (e.vec::{cast} <=> q.v) AS similarity,
+               t.last_sale_wei, t.last_sale_at, t.sale_count, t.transfer_count
+        FROM q, embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
+        WHERE {" AND ".join(filters)}
+        ORDER BY e.vec::{cast} <=> q.v
+        LIMIT :k
+        """
+    )
+    return [
+        Neighbour(
+            chain_id=r.chain_id,
+            contract=r.contract,
+            token_id=int(r.token_id),
+            image_sha256=r.image_sha256,
+            similarity=float(r.similarity),
+            last_sale_wei=int(r.last_sale_wei) if r.last_sale_wei is not None else None,
+            last_sale_at=r.last_sale_at,
+            sale_count=r.sale_count,
+            transfer_count=r.transfer_count,
+        )
+        for r in session.execute(sql, params)
+    ]
+
+
+# ---------------------------------------------------------------- sales and valuations
+
+
+def collection_sales(
+    session: Session, chain_id: int, contract: str, before: dt.datetime | None = None
+) -> list[Sale]:
+    query = select(Sale).where(Sale.chain_id == chain_id, Sale.contract == contract.lower())
+    if before is not None:
+        query = query.where(Sale.block_time < before)
+    return list(session.scalars(query.order_by(Sale.block_time, Sale.log_index)))
+
+
+def store_valuation(session: Session, **values: Any) -> int:
+    valuation = Valuation(**values)
+    session.add(valuation)
+    session.flush()
+    return int(valuation.id)
+
+
+def latest_valuation(
+    session: Session, chain_id: int, contract: str, token_id: int
+) -> Valuation | None:
+    return session.scalars(
+        select(Valuation)
+        .where(
+            Valuation.chain_id == chain_id,
+            Valuation.contract == contract.lower(),
+            Valuation.token_id == Decimal(token_id),
+        )
+        .order_by(Valuation.valued_at.desc(), Valuation.id.desc())
+        .limit(1)
+    ).first()

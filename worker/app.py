@@ -1,0 +1,47 @@
+"""The Celery application and its hardening.
+
+Queues: ``resolve`` (I/O bound, many threads), ``embed`` (one solo process per GPU or the CPU),
+``urgent`` (desk requests and new listings, ahead of any backfill)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.config import WorkerConfig
+
+RESOLVE_TASK = "nftwatch.resolve_tokens"
+EMBED_TASK = "nftwatch.embed_images"
+VALUE_TASK = "nftwatch.value_token"
+
+QUEUES = ("urgent", "resolve", "embed")
+
+app = Celery("nftwatch", include=["worker.tasks"])
+
+
+def configure(cfg: WorkerConfig) -> Celery:
+    """Point the app at its broker and hand the tasks their configuration."""
+    transport_options: dict[str, object] = {}
+    if cfg.broker_url.startswith(("redis://", "rediss://")):
+        # longer than the longest task, so an acked-late message is not redelivered while it runs
+        transport_options["visibility_timeout"] = 3600
+        if cfg.redis_key_prefix:
+            transport_options["global_keyprefix"] = cfg.redis_key_prefix
+    app.conf.update(
+        broker_url=cfg.broker_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="resolve",
+        task_time_limit=900,
+        task_soft_time_limit=840,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        nftwatch=cfg.to_dict(),
+    )
+    return app
