@@ -63,7 +63,7 @@ class OutboxRow:
 def enqueue(
     session: Session, task: str, queue: str, payload: dict[str, Any], dedupe_key: str
 ) -> None:
-    """Add work to the outbox, once per ``dedupe_key``; it is sent after this transaction commits."""
+    """Add work to the outbox once per ``dedupe_key``; it is sent after this transaction commits."""
     session.execute(
         insert(Outbox)
         .values(task=task, queue=queue, payload=payload, dedupe_key=dedupe_key)
