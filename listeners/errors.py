@@ -1,0 +1,58 @@
+"""The one exception root of ``listeners``.
+
+ListenerError
+├── Retryable              worth trying again, with backoff
+│   ├── RpcTimeout         connect/read timeout
+│   ├── RpcUnavailable     connection refused/reset, 5xx, 429 (``retry_after`` when told)
+│   └── RangeTooLarge      the provider refused an eth_getLogs range; ``suggested`` holds
+│                          the (from, to) it said it would accept, when it said one
+└── Permanent              the same request gives the same answer
+    ├── RpcError           a JSON-RPC error that is not one of the above (bad params, revert)
+    └── ChainMismatch      the node serves another chain id than the one configured
+"""
+
+from __future__ import annotations
+
+
+class ListenerError(Exception):
+    retryable: bool = False
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+class Retryable(ListenerError):
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Permanent(ListenerError):
+    retryable = False
+
+
+class RpcTimeout(Retryable):
+    pass
+
+
+class RpcUnavailable(Retryable):
+    pass
+
+
+class RangeTooLarge(Retryable):
+    def __init__(self, message: str, *, suggested: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.suggested = suggested
+
+
+class RpcError(Permanent):
+    def __init__(self, message: str, *, rpc_code: int | None = None) -> None:
+        super().__init__(message)
+        self.rpc_code = rpc_code
+
+
+class ChainMismatch(Permanent):
+    pass
