@@ -1,0 +1,280 @@
+"""The demo's orchestration: start every server it needs, tell the on-chain story, run the
+pipeline through real Celery workers, and report what was stored and what it means."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from listeners.backfill import backfill
+from listeners.follower import Follower
+from listeners.rpc import Rpc
+from nftwatch import chaintools
+from nftwatch.demo import content, report, world
+from nftwatch.embedded import Anvil, EmbeddedPostgres
+from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.runtime import embedded_broker_url
+from nftwatch.settings import Settings
+from nftwatch.supervisor import Supervisor
+from store import queries
+from store.db import ensure_schema, make_engine, make_sessionmaker
+from store.models import Embedding, Token
+from worker.app import configure
+from worker.config import WorkerConfig
+from worker.dispatcher import celery_sender, run_dispatcher
+
+CHAIN_ID = 31337
+SEED = 7
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    tokens_per_collection: int = 24,
+    out_dir: Path | None = None,
+    as_json: bool = False,
+    timeout: float = 900.0,
+) -> dict[str, Any]:
+    console = Console(stderr=as_json, quiet=False)
+    demo_dir = settings.data_dir / "demo"
+    out_dir = out_dir or demo_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        say = console.log
+        say("starting embedded Postgres + pgvector, anvil and a local IPFS gateway")
+        database_url = stack.enter_context(_fresh_postgres(demo_dir / "postgres"))
+        ensure_schema(database_url)
+        engine = make_engine(database_url)
+        stack.callback(engine.dispose)
+        factory = make_sessionmaker(engine)
+
+        node = Anvil(chain_id=CHAIN_ID)
+        node.start()
+        stack.callback(node.stop)
+        gateway = LocalIpfsGateway()
+        gateway_url = gateway.start()
+        stack.callback(gateway.stop)
+
+        broker_url = embedded_broker_url(database_url)
+        cfg = WorkerConfig(
+            database_url=database_url,
+            broker_url=broker_url,
+            rpc_urls={CHAIN_ID: node.url},
+            ipfs_gateways=(gateway_url,),
+            allow_hosts=(_host_port(gateway_url),),
+            extractors=settings.extractors,
+            device=settings.device,
+            weights_dir=str(settings.weights_dir) if settings.weights_dir else None,
+        )
+        app = configure(cfg)
+        supervisor = Supervisor(demo_dir / "logs")
+        stack.callback(supervisor.stop_all)
+        env = _worker_env(cfg)
+        rpc_arg = f"--rpc={CHAIN_ID}={node.url}"
+        supervisor.start_worker(
+            "resolve-worker",
+            env,
+            "--queues",
+            "urgent,resolve",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            rpc_arg,
+        )
+        supervisor.start_worker("embed-worker", env, "--queues", "embed", "--pool", "solo", rpc_arg)
+        say(f"Celery workers started (logs in {supervisor.log_dir})")
+
+        stop = threading.Event()
+        stack.callback(stop.set)
+        dispatcher = threading.Thread(
+            target=run_dispatcher,
+            args=(factory, celery_sender(app), stop),
+            daemon=True,
+            name="dispatcher",
+        )
+        dispatcher.start()
+
+        # ---- the on-chain story
+        rng = random.Random(SEED)
+        say(f"generating {tokens_per_collection} tokens in each of five collection styles")
+        collections = content.build_collections(tokens_per_collection, seed=SEED)
+        base_uris = [content.publish(gateway, c) for c in collections]
+        w3 = chaintools.connect(node.url)
+        holders = [str(a) for a in w3.eth.accounts[1:9]]
+        say(
+            "deploying our contracts (OpenZeppelin ERC-721, CryptoPunks market, Seaport-shaped "
+            "market) and minting"
+        )
+        deployed = world.deploy(w3, collections, base_uris)
+        market = chaintools.deploy(w3, "DemoMarket", w3.eth.accounts[0])
+        with factory.begin() as s:
+            for d in deployed:
+                queries.upsert_collection(s, CHAIN_ID, d.address, d.collection.name, d.standard)
+        minted = world.mint_all(w3, deployed, holders, rng)
+        say(f"minted {minted} tokens; trading (sales and transfers)")
+        stats = world.trade(w3, deployed, market, holders, rng)
+        addresses = [d.address for d in deployed]
+
+        # ---- history by backfill, then the live follower for what comes next
+        rpc = Rpc(node.url)
+        stack.callback(rpc.close)
+        head = rpc.get_block_number()
+        say(f"backfilling blocks 0..{head}")
+        backfill(rpc, factory, CHAIN_ID, 0, head, addresses)
+        follower = Follower(
+            rpc, factory, CHAIN_ID, addresses, confirmations=0, start_block=head + 1
+        )
+        follower_thread = threading.Thread(
+            target=follower.run, args=(stop, 0.25), daemon=True, name="follower"
+        )
+        follower_thread.start()
+        punks = next(d for d in deployed if d.standard == "cryptopunks")
+        listings = world.list_punks(w3, punks, rng, count=3)
+        say(
+            f"listed {len(listings)} punks on the market contract: the follower picks them up "
+            "live and the desk values them on the urgent queue"
+        )
+
+        total_tokens = sum(len(c.tokens) for c in collections)
+        _wait_for_pipeline(factory, total_tokens, len(cfg.extractors), supervisor, console, timeout)
+        _wait_for(
+            lambda: _listing_valuations(factory, listings) == len(listings),
+            supervisor,
+            timeout=120,
+            what="valuations of the new listings",
+        )
+
+        summary = report.build(
+            factory,
+            chain_id=CHAIN_ID,
+            collections={d.address: d.collection.name for d in deployed},
+            extractors=list(cfg.extractors),
+            trade_stats=stats,
+            listings=listings,
+            out_dir=out_dir,
+            worker_config=cfg,
+        )
+        stop.set()
+        follower_thread.join(timeout=5)
+        dispatcher.join(timeout=5)
+    if not as_json:
+        report.render(summary, console)
+    return summary
+
+
+@contextlib.contextmanager
+def _fresh_postgres(path: Path) -> Iterator[str]:
+    """The demo's own database, new each run (a run that was killed left its files behind)."""
+    if path.exists():
+        leftover = EmbeddedPostgres(path, persistent=False)
+        with contextlib.suppress(Exception):
+            leftover.start()
+        leftover.stop()
+        shutil.rmtree(path, ignore_errors=True)
+    server = EmbeddedPostgres(path, persistent=False)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def _host_port(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0]
+
+
+def _worker_env(cfg: WorkerConfig) -> dict[str, str]:
+    return {
+        "DATABASE_URL": cfg.database_url,
+        "CELERY_BROKER_URL": cfg.broker_url,
+        "IPFS_GATEWAYS": ",".join(cfg.ipfs_gateways),
+        "NFTWATCH_ALLOW_HOSTS": ",".join(cfg.allow_hosts),
+        "NFTWATCH_EXTRACTORS": ",".join(cfg.extractors),
+        "NFTWATCH_DEVICE": cfg.device,
+        "NFTWATCH_LOG_LEVEL": "WARNING",
+        **({"TORCHVISION_WEIGHTS_DIR": cfg.weights_dir} if cfg.weights_dir else {}),
+    }
+
+
+def _counts(factory: sessionmaker[Session], extractors: int) -> tuple[int, int, int]:
+    with factory() as s:
+        done = (
+            s.scalar(select(func.count()).where(Token.metadata_status.in_(("ok", "failed")))) or 0
+        )
+        images = (
+            s.scalar(
+                select(func.count(func.distinct(Token.image_sha256))).where(
+                    Token.image_sha256.is_not(None)
+                )
+            )
+            or 0
+        )
+        vectors = s.scalar(select(func.count()).select_from(Embedding)) or 0
+    return int(done), int(images) * extractors, int(vectors)
+
+
+def _wait_for_pipeline(
+    factory: sessionmaker[Session],
+    total: int,
+    extractors: int,
+    supervisor: Supervisor,
+    console: Console,
+    timeout: float,
+) -> None:
+    columns = (
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        resolving = progress.add_task("tokens resolved", total=total)
+        embedding = progress.add_task("vectors stored", total=total * extractors)
+        deadline = time.monotonic() + timeout
+        while True:
+            supervisor.check()
+            done, wanted, vectors = _counts(factory, extractors)
+            progress.update(resolving, completed=done)
+            progress.update(embedding, completed=vectors, total=max(wanted, 1))
+            if done >= total and vectors >= wanted:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"pipeline incomplete after {timeout:.0f}s: {done}/{total} "
+                    f"tokens resolved, {vectors}/{wanted} vectors"
+                )
+            time.sleep(0.5)
+
+
+def _listing_valuations(
+    factory: sessionmaker[Session], listings: list[tuple[str, int, int]]
+) -> int:
+    with factory() as s:
+        return sum(
+            1
+            for contract, token_id, _ in listings
+            if queries.latest_valuation(s, CHAIN_ID, contract, token_id) is not None
+        )
+
+
+def _wait_for(
+    check: Callable[[], bool], supervisor: Supervisor, *, timeout: float, what: str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        supervisor.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.25)
