@@ -36,6 +36,7 @@ class Resources:
             extractors=s.extractors,
             device=s.device,
             weights_dir=str(s.weights_dir) if s.weights_dir else None,
+            redis_key_prefix=s.redis_key_prefix,
         )
 
 

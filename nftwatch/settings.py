@@ -32,6 +32,7 @@ ENV_VARS: dict[str, str] = {
     "NFTWATCH_API_PORT": "api_port",
     "NFTWATCH_API_KEYS": "api_keys",
     "NFTWATCH_LOG_LEVEL": "log_level",
+    "NFTWATCH_REDIS_PREFIX": "redis_key_prefix",
 }
 
 _LIST_FIELDS = {"collections", "ipfs_gateways", "allow_hosts", "extractors", "api_keys"}
@@ -63,6 +64,7 @@ class Settings:
     api_port: int = 8080
     api_keys: tuple[str, ...] = ()
     log_level: str = "INFO"
+    redis_key_prefix: str | None = None  # isolates deployments sharing one Redis
 
     @property
     def embedded_database(self) -> bool:

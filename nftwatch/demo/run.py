@@ -46,27 +46,62 @@ def run_demo(
     as_json: bool = False,
     timeout: float = 900.0,
 ) -> dict[str, Any]:
-    console = Console(stderr=as_json, quiet=False)
+    """Start embedded Postgres, anvil and a local IPFS gateway, with kombu's SQLAlchemy transport
+    on that Postgres as the broker (or CELERY_BROKER_URL when set), then run the story."""
+    console = Console(stderr=as_json)
     demo_dir = settings.data_dir / "demo"
     out_dir = out_dir or demo_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        say = console.log
-        say("starting embedded Postgres + pgvector, anvil and a local IPFS gateway")
+        console.log("starting embedded Postgres + pgvector, anvil and a local IPFS gateway")
         database_url = stack.enter_context(_fresh_postgres(demo_dir / "postgres"))
-        ensure_schema(database_url)
-        engine = make_engine(database_url)
-        stack.callback(engine.dispose)
-        factory = make_sessionmaker(engine)
-
         node = Anvil(chain_id=CHAIN_ID)
         node.start()
         stack.callback(node.stop)
         gateway = LocalIpfsGateway()
-        gateway_url = gateway.start()
+        gateway.start()
         stack.callback(gateway.stop)
+        broker_url = settings.broker_url or embedded_broker_url(database_url)
+        summary = run_story(
+            database_url=database_url,
+            broker_url=broker_url,
+            node=node,
+            gateway=gateway,
+            settings=settings,
+            tokens_per_collection=tokens_per_collection,
+            work_dir=demo_dir,
+            out_dir=out_dir,
+            console=console,
+            timeout=timeout,
+        )
+    if not as_json:
+        report.render(summary, console)
+    return summary
 
-        broker_url = embedded_broker_url(database_url)
+
+def run_story(
+    *,
+    database_url: str,
+    broker_url: str,
+    node: Anvil,
+    gateway: LocalIpfsGateway,
+    settings: Settings,
+    tokens_per_collection: int,
+    work_dir: Path,
+    out_dir: Path,
+    console: Console,
+    timeout: float = 900.0,
+    listed: int = 3,
+) -> dict[str, Any]:
+    """Everything after the servers: workers, dispatcher, the on-chain story, backfill and live
+    follow, then the report. Stops what it started, also on Ctrl-C."""
+    say = console.log
+    ensure_schema(database_url)
+    with contextlib.ExitStack() as stack:
+        engine = make_engine(database_url)
+        stack.callback(engine.dispose)
+        factory = make_sessionmaker(engine)
+        gateway_url = gateway.base_url
         cfg = WorkerConfig(
             database_url=database_url,
             broker_url=broker_url,
@@ -76,9 +111,10 @@ def run_demo(
             extractors=settings.extractors,
             device=settings.device,
             weights_dir=str(settings.weights_dir) if settings.weights_dir else None,
+            redis_key_prefix=settings.redis_key_prefix,
         )
         app = configure(cfg)
-        supervisor = Supervisor(demo_dir / "logs")
+        supervisor = Supervisor(work_dir / "logs")
         stack.callback(supervisor.stop_all)
         env = _worker_env(cfg)
         rpc_arg = f"--rpc={CHAIN_ID}={node.url}"
@@ -141,7 +177,7 @@ def run_demo(
         )
         follower_thread.start()
         punks = next(d for d in deployed if d.standard == "cryptopunks")
-        listings = world.list_punks(w3, punks, rng, count=3)
+        listings = world.list_punks(w3, punks, rng, count=listed)
         say(
             f"listed {len(listings)} punks on the market contract: the follower picks them up "
             "live and the desk values them on the urgent queue"
@@ -169,8 +205,6 @@ def run_demo(
         stop.set()
         follower_thread.join(timeout=5)
         dispatcher.join(timeout=5)
-    if not as_json:
-        report.render(summary, console)
     return summary
 
 
