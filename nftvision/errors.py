@@ -19,7 +19,9 @@
         ├── UnsupportedMedia       video, HTML, unknown magic bytes
         ├── ImageTooLarge          pixel/frame caps: a decompression bomb
         ├── ImageDecodeError       truncated or corrupt image bytes
-        └── MissingWeights         a model's pretrained weights are not available offline
+        ├── MissingWeights         a model's pretrained weights are not available offline
+        ├── ClientError            another 4xx (400, 401, 403, 451 …) from every source
+        └── UnexpectedError        a bug caught at a batch boundary (one token never sinks a batch)
 
 Every error has a stable ``code`` (its class name) recorded with fetch outcomes.
 """
@@ -114,4 +116,12 @@ class ImageDecodeError(Permanent):
 
 
 class MissingWeights(Permanent):
+    pass
+
+
+class ClientError(Permanent):
+    pass
+
+
+class UnexpectedError(Permanent):
     pass

@@ -1,0 +1,18 @@
+"""Fetching with limits: the SSRF-guarded transport, the bounded HTTP fetcher, IPFS sources."""
+
+from nftvision.fetch.guard import GuardedTransport, is_blocked_ip, normalize_allow_hosts
+from nftvision.fetch.http import FetchResult, HttpFetcher, HttpLimits, make_client
+from nftvision.fetch.sources import Attempt, fetch_from, plan_attempts
+
+__all__ = [
+    "Attempt",
+    "FetchResult",
+    "GuardedTransport",
+    "HttpFetcher",
+    "HttpLimits",
+    "fetch_from",
+    "is_blocked_ip",
+    "make_client",
+    "normalize_allow_hosts",
+    "plan_attempts",
+]
