@@ -1,0 +1,23 @@
+"""Valuation maths: sales, market level, price and liquidity models, backtest.
+
+>>> model = fit(sales, attributes, as_of=cutoff)
+>>> model.value(token_id, at)          # Valuation with price, interval, P(liquid), why
+>>> run_backtest(sales, attributes, cutoff).render()
+"""
+
+from nftvision.valuation.backtest import BacktestReport, run_backtest
+from nftvision.valuation.model import FittedModel, ModelParams, Valuation, fit
+from nftvision.valuation.sales import InvalidSalesData, SaleRecord, load_sales_csv, parse_sales_rows
+
+__all__ = [
+    "BacktestReport",
+    "FittedModel",
+    "InvalidSalesData",
+    "ModelParams",
+    "SaleRecord",
+    "Valuation",
+    "fit",
+    "load_sales_csv",
+    "parse_sales_rows",
+    "run_backtest",
+]
