@@ -18,6 +18,7 @@ from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import ContractLogicError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = REPO_ROOT / "contracts"
@@ -51,6 +52,10 @@ SETTINGS: dict[str, Any] = {
 
 class CompileError(RuntimeError):
     """solc reported errors, or node/solc-js is missing."""
+
+
+class TransactionReverted(RuntimeError):
+    """A transaction reverted (or would have: web3 estimates gas first)."""
 
 
 @dataclass(frozen=True)
@@ -127,10 +132,13 @@ def _send(w3: Web3, fn: Any, sender: str | None = None, value: int = 0) -> dict[
     tx: dict[str, Any] = {"from": sender or w3.eth.accounts[0]}
     if value:
         tx["value"] = value
-    tx_hash = fn.transact(tx)
+    try:
+        tx_hash = fn.transact(tx)
+    except ContractLogicError as exc:
+        raise TransactionReverted(f"reverted: {exc}") from exc
     receipt = dict(w3.eth.wait_for_transaction_receipt(tx_hash))
     if receipt["status"] != 1:
-        raise RuntimeError(f"transaction reverted: {tx_hash.hex()}")
+        raise TransactionReverted(f"transaction reverted: {tx_hash.hex()}")
     return receipt
 
 
