@@ -146,7 +146,9 @@ def run_backtest(
     coverage = float(inside.mean()) if len(a) else float("nan")
     dropped = sum(1 for s in sales if to_days(s.time) >= to_days(as_of)) - len(h) + start
     if dropped:
-        notes.append(f"{dropped} zero-price sales after the cutoff were not scored")
+        notes.append(
+            f"{dropped} sales under {params.min_price_eth:g} ETH after the cutoff were not scored"
+        )
     if skipped_unknown:
         notes.append(f"{skipped_unknown} sales of tokens without attributes were not scored")
 

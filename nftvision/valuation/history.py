@@ -42,9 +42,9 @@ class MarketSnapshot:
 
 
 class History:
-    """Priced sales (price > ``min_price``) sorted by time, with a per-token index."""
+    """Priced sales (price > ``min_price`` ETH) sorted by time, with a per-token index."""
 
-    def __init__(self, sales: Sequence[SaleRecord], *, min_price: float = 1e-6) -> None:
+    def __init__(self, sales: Sequence[SaleRecord], *, min_price: float = 1e-3) -> None:
         kept = sorted((s for s in sales if s.price_eth > min_price), key=lambda s: s.time)
         self.records: list[SaleRecord] = kept
         self.times = np.array([to_days(s.time) for s in kept], dtype=float)

@@ -57,6 +57,8 @@ class ModelParams:
     interval: float = 0.8
     anchor_step_days: float = 30.0
     hedonic_rounds: int = 2
+    # sales below this are gifts or wash transfers in a sale's clothing (1 wei, 0.000001 ETH)
+    min_price_eth: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,7 @@ class FittedModel:
     def with_sales(self, sales: Sequence[SaleRecord]) -> FittedModel:
         """The same fitted parameters over a new sales history (the market level and the
         comparables follow the new sales; nothing is refit)."""
-        history = History(sales)
+        history = History(sales, min_price=self.params.min_price_eth)
         market = _Market(history, self.space, self.price.premium, self.params)
         return replace(self, market=market)
 
@@ -591,7 +593,7 @@ def fit(
     params = params or ModelParams()
     end = to_days(as_of)
     known = [s for s in sales if to_days(s.time) < end]
-    history = History(known)
+    history = History(known, min_price=params.min_price_eth)
     space = TokenSpace(attributes, embeddings)
     price, market = _fit_price(history, space, params, end)
     liquidity = _fit_liquidity(history, space, price.premium, end, params)
