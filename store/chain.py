@@ -141,39 +141,33 @@ CREATE TEMP TABLE IF NOT EXISTS _st_touched (
 # Recompute the derived columns of every token in _st_touched from all of its events.
 _RECOMPUTE = """
 WITH t AS (SELECT DISTINCT contract, token_id FROM _st_touched),
-tr AS (
-  SELECT x.contract, x.token_id,
-         min(x.block_number) FILTER (WHERE x.is_mint) AS minted_block,
-         count(*) FILTER (WHERE NOT x.is_mint) AS transfer_count,
-         bool_or(x.standard = 'erc1155') AS multi
-  FROM transfers x JOIN t USING (contract, token_id)
-  WHERE x.chain_id = %(chain)s GROUP BY x.contract, x.token_id),
-last_tr AS (
-  SELECT DISTINCT ON (x.contract, x.token_id) x.contract, x.token_id, x.to_address
-  FROM transfers x JOIN t USING (contract, token_id)
-  WHERE x.chain_id = %(chain)s
-  ORDER BY x.contract, x.token_id, x.block_number DESC, x.log_index DESC, x.batch_index DESC),
-sa AS (
-  SELECT s.contract, s.token_id, count(*) AS sale_count
-  FROM sales s JOIN t USING (contract, token_id)
-  WHERE s.chain_id = %(chain)s GROUP BY s.contract, s.token_id),
-last_sa AS (
-  SELECT DISTINCT ON (s.contract, s.token_id) s.contract, s.token_id, s.price_wei, s.block_time
-  FROM sales s JOIN t USING (contract, token_id)
-  WHERE s.chain_id = %(chain)s
-  ORDER BY s.contract, s.token_id, s.block_number DESC, s.log_index DESC, s.batch_index DESC)
+agg AS (
+  SELECT t.contract, t.token_id, tr.*, sa.*
+  FROM t
+  CROSS JOIN LATERAL (
+    SELECT min(x.block_number) FILTER (WHERE x.is_mint) AS minted_block,
+           count(*) FILTER (WHERE NOT x.is_mint) AS transfer_count,
+           count(*) AS transfer_rows,
+           bool_or(x.standard = 'erc1155') AS multi,
+           (array_agg(x.to_address
+                      ORDER BY x.block_number DESC, x.log_index DESC, x.batch_index DESC))[1]
+             AS last_to
+    FROM transfers x
+    WHERE x.chain_id = %(chain)s AND x.contract = t.contract AND x.token_id = t.token_id) tr
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS sale_count,
+           (array_agg(s.price_wei
+                      ORDER BY s.block_number DESC, s.log_index DESC, s.batch_index DESC))[1]
+             AS last_price,
+           max(s.block_time) AS last_time
+    FROM sales s
+    WHERE s.chain_id = %(chain)s AND s.contract = t.contract AND s.token_id = t.token_id) sa)
 INSERT INTO tokens (chain_id, contract, token_id, owner, minted_block, transfer_count, sale_count,
                     last_sale_wei, last_sale_at, metadata_status, attempts)
-SELECT %(chain)s, t.contract, t.token_id,
-       CASE WHEN tr.multi THEN NULL ELSE last_tr.to_address END,
-       tr.minted_block, coalesce(tr.transfer_count, 0), coalesce(sa.sale_count, 0),
-       last_sa.price_wei, last_sa.block_time, 'pending', 0
-FROM t
-LEFT JOIN tr USING (contract, token_id)
-LEFT JOIN last_tr USING (contract, token_id)
-LEFT JOIN sa USING (contract, token_id)
-LEFT JOIN last_sa USING (contract, token_id)
-WHERE tr.contract IS NOT NULL OR sa.contract IS NOT NULL
+SELECT %(chain)s, contract, token_id, CASE WHEN multi THEN NULL ELSE last_to END,
+       minted_block, transfer_count, sale_count, last_price, last_time, 'pending', 0
+FROM agg
+WHERE transfer_rows > 0 OR sale_count > 0
 ON CONFLICT (chain_id, contract, token_id) DO UPDATE SET
   owner = EXCLUDED.owner, minted_block = EXCLUDED.minted_block,
   transfer_count = EXCLUDED.transfer_count, sale_count = EXCLUDED.sale_count,

@@ -1,0 +1,311 @@
+"""Ingest benchmark: recorded-shape ``eth_getLogs`` responses -> decoded events -> rows committed
+in Postgres, through the same code the backfill runs (``decode_logs`` + ``record_batch``).
+
+    python bench/bench_ingest.py [--logs 100000] [--database-url URL]
+
+The logs are synthetic but real-shaped (hex JSON as a node returns it): ERC-721 transfers and
+mints, ERC-1155 batches, Seaport OrderFulfilled sales and ERC-20 noise. Prints NFT logs/s end to
+end, decode-only rates, and the ratio against web3.py's ABI event decoding of the same logs, all
+measured in this run. Without --database-url it starts an embedded Postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eth_abi import encode
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+from listeners import decode as d
+from listeners.rpc import BlockHeader
+from store.chain import record_batch
+
+
+def _word(n: int) -> str:
+    return "0x" + format(n, "064x")
+
+
+def _addr_topic(a: str) -> str:
+    return "0x" + "0" * 24 + a[2:]
+
+
+def make_logs(n: int, seed: int = 7) -> tuple[list[dict[str, Any]], list[BlockHeader], int]:
+    """``n`` logs over blocks of 200; returns (logs, headers, NFT log count)."""
+    rng = random.Random(seed)
+    nfts = ["0x" + format(rng.getrandbits(160), "040x") for _ in range(20)]
+    multis = ["0x" + format(rng.getrandbits(160), "040x") for _ in range(3)]
+    erc20 = "0x" + format(rng.getrandbits(160), "040x")
+    seaport = "0x00000000000000adc04c56bf30ac9d3c0aaf14dc"
+    users = ["0x" + format(rng.getrandbits(160), "040x") for _ in range(500)]
+    logs: list[dict[str, Any]] = []
+    headers: list[BlockHeader] = []
+    nft_logs = 0
+    next_id = {c: 0 for c in nfts}
+    per_block = 200
+    parent = "0x" + "00" * 32
+    for b in range(n // per_block + 1):
+        bh = "0x" + format(rng.getrandbits(256), "064x")
+        headers.append(BlockHeader(b + 1, bh, parent, 1_700_000_000 + 12 * b))
+        parent = bh
+        for i in range(min(per_block, n - b * per_block)):
+            tx = "0x" + format(rng.getrandbits(256), "064x")
+            base = {
+                "blockNumber": hex(b + 1),
+                "blockHash": bh,
+                "transactionHash": tx,
+                "logIndex": hex(i),
+                "transactionIndex": hex(i),
+                "removed": False,
+            }
+            r = rng.random()
+            if r < 0.3:  # ERC-20 noise
+                logs.append(
+                    {
+                        **base,
+                        "address": erc20,
+                        "topics": [
+                            d.TRANSFER,
+                            _addr_topic(rng.choice(users)),
+                            _addr_topic(rng.choice(users)),
+                        ],
+                        "data": _word(rng.getrandbits(64)),
+                    }
+                )
+                continue
+            nft_logs += 1
+            if r < 0.85:  # ERC-721 mint or transfer
+                c = rng.choice(nfts)
+                if next_id[c] < 50 or rng.random() < 0.3:
+                    tid, frm = next_id[c], d.ZERO
+                    next_id[c] += 1
+                else:
+                    tid, frm = rng.randrange(next_id[c]), rng.choice(users)
+                logs.append(
+                    {
+                        **base,
+                        "address": c,
+                        "topics": [
+                            d.TRANSFER,
+                            _addr_topic(frm),
+                            _addr_topic(rng.choice(users)),
+                            _word(tid),
+                        ],
+                        "data": "0x",
+                    }
+                )
+            elif r < 0.93:  # ERC-1155 batch of 4
+                ids = [rng.randrange(100) for _ in range(4)]
+                data = encode(["uint256[]", "uint256[]"], [ids, [1, 2, 3, 4]])
+                logs.append(
+                    {
+                        **base,
+                        "address": rng.choice(multis),
+                        "topics": [
+                            d.TRANSFER_BATCH,
+                            _addr_topic(rng.choice(users)),
+                            _addr_topic(rng.choice(users)),
+                            _addr_topic(rng.choice(users)),
+                        ],
+                        "data": "0x" + data.hex(),
+                    }
+                )
+            else:  # Seaport sale of an ERC-721 for ETH with a fee
+                c = rng.choice(nfts)
+                seller, buyer = rng.choice(users), rng.choice(users)
+                price = rng.randrange(10**16, 10**19)
+                data = encode(
+                    [
+                        "bytes32",
+                        "address",
+                        "(uint8,address,uint256,uint256)[]",
+                        "(uint8,address,uint256,uint256,address)[]",
+                    ],
+                    [
+                        b"\x01" * 32,
+                        buyer,
+                        [(2, c, rng.randrange(max(1, next_id[c])), 1)],
+                        [
+                            (0, d.ZERO, 0, price * 39 // 40, seller),
+                            (0, d.ZERO, 0, price // 40, users[0]),
+                        ],
+                    ],
+                )
+                logs.append(
+                    {
+                        **base,
+                        "address": seaport,
+                        "topics": [d.ORDER_FULFILLED, _addr_topic(seller), _addr_topic(d.ZERO)],
+                        "data": "0x" + data.hex(),
+                    }
+                )
+    return logs, headers, nft_logs
+
+
+def web3_decode(logs: list[dict[str, Any]]) -> int:
+    """The same decoding with web3.py's ABI machinery (the way a contract.events filter does)."""
+    from eth_utils import to_bytes
+    from hexbytes import HexBytes
+    from web3 import Web3
+    from web3._utils.events import get_event_data
+
+    w3 = Web3()
+    abi_721 = {
+        "anonymous": False,
+        "name": "Transfer",
+        "type": "event",
+        "inputs": [
+            {"indexed": True, "name": "from", "type": "address"},
+            {"indexed": True, "name": "to", "type": "address"},
+            {"indexed": True, "name": "tokenId", "type": "uint256"},
+        ],
+    }
+    abi_batch = {
+        "anonymous": False,
+        "name": "TransferBatch",
+        "type": "event",
+        "inputs": [
+            {"indexed": True, "name": "operator", "type": "address"},
+            {"indexed": True, "name": "from", "type": "address"},
+            {"indexed": True, "name": "to", "type": "address"},
+            {"indexed": False, "name": "ids", "type": "uint256[]"},
+            {"indexed": False, "name": "values", "type": "uint256[]"},
+        ],
+    }
+    item = [
+        {"name": "itemType", "type": "uint8"},
+        {"name": "token", "type": "address"},
+        {"name": "identifier", "type": "uint256"},
+        {"name": "amount", "type": "uint256"},
+    ]
+    abi_sea = {
+        "anonymous": False,
+        "name": "OrderFulfilled",
+        "type": "event",
+        "inputs": [
+            {"indexed": False, "name": "orderHash", "type": "bytes32"},
+            {"indexed": True, "name": "offerer", "type": "address"},
+            {"indexed": True, "name": "zone", "type": "address"},
+            {"indexed": False, "name": "recipient", "type": "address"},
+            {"indexed": False, "name": "offer", "type": "tuple[]", "components": item},
+            {
+                "indexed": False,
+                "name": "consideration",
+                "type": "tuple[]",
+                "components": [*item, {"name": "recipient", "type": "address"}],
+            },
+        ],
+    }
+    count = 0
+    for log in logs:
+        t0 = log["topics"][0]
+        if t0 == d.TRANSFER:
+            if len(log["topics"]) != 4:
+                continue
+            abi: dict[str, Any] = abi_721
+        elif t0 == d.TRANSFER_BATCH:
+            abi = abi_batch
+        elif t0 == d.ORDER_FULFILLED:
+            abi = abi_sea
+        else:
+            continue
+        entry = {
+            **log,
+            "topics": [HexBytes(t) for t in log["topics"]],
+            "data": HexBytes(to_bytes(hexstr=log["data"])),
+            "blockNumber": int(log["blockNumber"], 16),
+            "logIndex": int(log["logIndex"], 16),
+            "transactionIndex": int(log["transactionIndex"], 16),
+        }
+        get_event_data(w3.codec, abi, entry)  # type: ignore[arg-type]
+        count += 1
+    return count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--logs", type=int, default=100_000)
+    ap.add_argument("--chunk", type=int, default=20_000, help="logs per recorded batch")
+    ap.add_argument("--database-url")
+    args = ap.parse_args()
+
+    logs, headers, nft_logs = make_logs(args.logs)
+    print(f"{len(logs):,} logs ({nft_logs:,} NFT logs, {len(logs) - nft_logs:,} ERC-20 noise)")
+
+    server = None
+    url = args.database_url
+    if url is None:
+        from nftwatch.embedded import EmbeddedPostgres
+        from store.db import upgrade
+
+        server = EmbeddedPostgres(Path(tempfile.mkdtemp()), persistent=False)
+        url = server.start()
+        upgrade(url)
+    engine = create_engine(url)
+    factory = sessionmaker(engine)
+    try:
+        with engine.begin() as c:
+            c.execute(
+                text("TRUNCATE transfers, sales, listings, tokens, blocks, outbox, checkpoints")
+            )
+        t0 = time.perf_counter()
+        decoded_only = d.decode_logs(logs)
+        t_ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n_web3 = web3_decode(logs)
+        t_web3 = time.perf_counter() - t0
+
+        by_number = {h.number: h for h in headers}
+        t0 = time.perf_counter()
+        for i in range(0, len(logs), args.chunk):
+            chunk = logs[i : i + args.chunk]
+            dec = d.decode_logs(chunk)
+            hs = [by_number[n] for n in sorted(dec.block_numbers())]
+            with factory.begin() as s:
+                record_batch(
+                    s,
+                    1,
+                    hs,
+                    dec.transfers,
+                    dec.sales,
+                    dec.listings,
+                    dec.metadata_updates,
+                    "bench",
+                    int(chunk[-1]["blockNumber"], 16),
+                    None,
+                )
+        t_e2e = time.perf_counter() - t0
+        with engine.connect() as c:
+            n_tr = c.execute(text("SELECT count(*) FROM transfers")).scalar()
+            n_sa = c.execute(text("SELECT count(*) FROM sales")).scalar()
+            n_tok = c.execute(text("SELECT count(*) FROM tokens")).scalar()
+        print(
+            f"rows: {n_tr:,} transfers, {n_sa:,} sales, {n_tok:,} tokens "
+            f"({len(decoded_only.transfers):,} transfer events decoded)"
+        )
+        print(f"decode only  ours : {nft_logs / t_ours:>12,.0f} NFT logs/s")
+        print(
+            f"decode only  web3 : {n_web3 / t_web3:>12,.0f} NFT logs/s"
+            f"   ours/web3 = {(nft_logs / t_ours) / (n_web3 / t_web3):.1f}x"
+        )
+        print(
+            f"end to end   ours : {nft_logs / t_e2e:>12,.0f} NFT logs/s "
+            f"(raw JSON -> rows committed, batches of {args.chunk:,} logs)"
+        )
+        print(f"end to end vs web3 decode alone: {(nft_logs / t_e2e) / (n_web3 / t_web3):.1f}x")
+    finally:
+        engine.dispose()
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
