@@ -407,6 +407,7 @@ def record_batch(
                 "INSERT INTO _st_touched SELECT contract, token_id FROM _st_transfers "
                 "UNION SELECT contract, token_id FROM _st_sales"
             )
+            cur.execute("ANALYZE _st_touched")
             cur.execute(_RECOMPUTE, p)
             stats.tokens = cur.rowcount
         if metadata_updates:
