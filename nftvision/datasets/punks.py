@@ -9,6 +9,7 @@ an ``img`` column holding ``[array(24, 24, 4) float32 in [0, 1]]``.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +44,11 @@ def load_punk_arrays() -> tuple[np.ndarray, list[str], list[list[str]]]:
     """All punks as one ``(10000, 24, 24, 4)`` uint8 RGBA array, their types and accessories."""
     import pandas as pd
 
-    # A pickle from an installed package we chose to depend on, read as data.
-    df = pd.read_pickle(punks_pickle_path())
+    # A pickle from an installed package we chose to depend on; written by an older numpy, whose
+    # module names the unpickler maps with a DeprecationWarning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        df = pd.read_pickle(punks_pickle_path())
     df = df.iloc[np.argsort(df.index.astype(int).to_numpy())]
     pixels = np.stack([np.asarray(cell[0], dtype=np.float32) for cell in df["img"]])
     rgba = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
