@@ -337,9 +337,15 @@ def _azuki(t: dict[str, Trait], rnd: random.Random) -> Image.Image:
     # a large soft circle behind the figure, a shade off the background
     pen.circle((168, 150), 128, _shade(bg, 0.94) if bg[0] > 150 else _shade(bg, 1.15))
     if acc == "katana":
-        pen.line([(60, 330), (262, 40)], (40, 38, 44), 9)
-        pen.line([(62, 327), (260, 43)], (200, 204, 214), 4)
-        pen.rect((243, 30, 279, 44), (170, 40, 40), _INK, 3, radius=4)
+        # slung across the back: blade behind the right shoulder, hilt above it
+        pen.line([(120, 336), (282, 92)], _INK, 12)
+        pen.line([(120, 336), (282, 92)], (205, 210, 220), 6)
+        pen.ellipse((270, 84, 298, 104), (214, 176, 60), _INK, 3)
+        pen.line([(288, 86), (314, 46)], _INK, 14)
+        pen.line([(288, 86), (314, 46)], (170, 36, 40), 8)
+        for k in (0.25, 0.5, 0.75):
+            x, y = 288 + 26 * k, 86 - 40 * k
+            pen.line([(x - 4, y - 3), (x + 4, y + 3)], (240, 226, 200), 2)
     # long hair falls behind the shoulders
     if hair_shape == "Long":
         pen.polygon([(96, 110), (240, 110), (262, 300), (74, 300)], hair, _INK, w)
@@ -715,9 +721,9 @@ def _bayc_hat(pen: _Pen, kind: str, fur: RGB, rnd: random.Random, w: float) -> N
         pen.polygon([(258, 96), (300, 110), (286, 130)], (40, 90, 190), _APE_INK, 4)
     elif kind == "party":
         colour = _hue_shift((230, 80, 120), rnd.random())
-        pen.polygon([(126, 68), (168, -10), (210, 68)], colour, _APE_INK, w)
-        pen.line([(138, 48), (198, 48)], (250, 230, 90), 5)
-        pen.circle((168, -4), 9, (250, 230, 90), _APE_INK, 3)
+        pen.polygon([(116, 84), (168, 6), (220, 84)], colour, _APE_INK, w)
+        pen.line([(133, 58), (203, 58)], (250, 230, 90), 6)
+        pen.circle((168, 8), 11, (250, 230, 90), _APE_INK, 3)
     elif kind == "halo":
         pen.ellipse((104, 4, 232, 36), None, (250, 220, 80), 9)
         pen.ellipse((104, 4, 232, 36), None, (255, 245, 190), 3)
