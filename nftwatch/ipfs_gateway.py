@@ -141,7 +141,10 @@ class LocalIpfsGateway:
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ipfs-gateway", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="ipfs-gateway",
+            daemon=True,
         )
         self._thread.start()
         return self.base_url
