@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nftvision.valuation.linear import fit_logistic, fit_ridge, sigmoid
+from nftvision.valuation.linear import fit_logistic, fit_poisson, fit_ridge, sigmoid
 from nftvision.valuation.metrics import ape_summary, average_precision, brier_score, roc_auc
 
 
@@ -69,3 +69,16 @@ def test_logistic_regression_reaches_its_optimum() -> None:
     assert abs(np.sum(p - y)) < 1e-6
     coef, _ = model.raw_coefficients()
     assert coef[0] > 1.0 and abs(coef[1]) < 0.5
+
+
+def test_poisson_regression_recovers_a_rate_law() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4000, 2))
+    counts = rng.poisson(np.exp(-0.5 + 0.8 * x[:, 0]))
+    model = fit_poisson(x, counts, alpha=1e-6)
+    coef, intercept = model.raw_coefficients()
+    assert coef[0] == pytest.approx(0.8, abs=0.08)
+    assert abs(coef[1]) < 0.08
+    assert intercept == pytest.approx(-0.5, abs=0.08)
+    # the fitted rates add up to the observed count (the intercept's score equation)
+    assert np.exp(model.decision(x)).sum() == pytest.approx(counts.sum(), rel=1e-6)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LinearModel", "fit_logistic", "fit_ridge", "sigmoid"]
+__all__ = ["LinearModel", "fit_logistic", "fit_poisson", "fit_ridge", "sigmoid"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,39 @@ def fit_logistic(
         p = sigmoid(a @ beta)
         grad = a.T @ (p - y) + penalty @ beta
         hess = a.T @ (a * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return LinearModel(mean=mean, scale=scale, coef=beta[1:], intercept=float(beta[0]))
+
+
+def fit_poisson(
+    x: np.ndarray,
+    y: np.ndarray,
+    alpha: float = 1.0,
+    exposure: np.ndarray | None = None,
+    iterations: int = 50,
+) -> LinearModel:
+    """L2-penalised Poisson regression of counts ``y`` (log link) by Newton's method.
+
+    ``decision`` gives the log rate per unit of exposure.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    offset = np.zeros(len(y)) if exposure is None else np.log(np.asarray(exposure, dtype=float))
+    z, mean, scale = _standardise(x)
+    n, d = z.shape
+    a = np.c_[np.ones(n), z]
+    beta = np.zeros(d + 1)
+    beta[0] = np.log(max(y.sum(), 0.5) / np.exp(offset).sum())
+    penalty = alpha * np.eye(d + 1)
+    penalty[0, 0] = 0.0
+    for _ in range(iterations):
+        eta = np.clip(a @ beta + offset, -30.0, 30.0)
+        mu = np.exp(eta)
+        grad = a.T @ (mu - y) + penalty @ beta
+        hess = a.T @ (a * mu[:, None]) + penalty + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(hess, grad)
         beta -= step
         if np.max(np.abs(step)) < 1e-8:

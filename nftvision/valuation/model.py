@@ -31,7 +31,7 @@ import numpy as np
 
 from nftvision.rarity import Traits
 from nftvision.valuation.history import History, from_days, to_days
-from nftvision.valuation.linear import LinearModel, fit_logistic, fit_ridge, sigmoid
+from nftvision.valuation.linear import LinearModel, fit_logistic, fit_poisson, fit_ridge, sigmoid
 from nftvision.valuation.sales import SaleRecord
 from nftvision.valuation.tokens import TokenSpace
 
@@ -57,6 +57,7 @@ class ModelParams:
     interval: float = 0.8
     anchor_step_days: float = 30.0
     hedonic_rounds: int = 2
+    huber_delta: float | None = 0.2
     # sales below this are gifts or wash transfers in a sale's clothing (1 wei, 0.000001 ETH)
     min_price_eth: float = 1e-3
 
@@ -96,6 +97,9 @@ class _PriceFeatures:
         "own_has",
         "own_rel_decayed",
         "own_decay",
+        "market_7d_rel",
+        "market_7d_has",
+        "floor_rel",
     )
 
     def __init__(self, space: TokenSpace, params: ModelParams) -> None:
@@ -140,6 +144,7 @@ class _PriceFeatures:
             own_has,
             own_rel * own_decay,
             own_decay,
+            *market.raw_features(t),
         ]
         return x, {"comparables": comps, "last": last, "own_decay": own_decay}
 
@@ -172,6 +177,21 @@ class _Market:
         if hi == 0:
             return float("nan")
         return _weighted_median(self.adjusted[lo:hi])
+
+    def raw_features(self, t: float) -> tuple[float, float, float]:
+        """The unadjusted 7-day median and floor proxy, in log units relative to the level:
+        most sales happen near the floor, which the premium-adjusted level can miss."""
+        h = self.history
+        level = self.level(t)
+        lo7, hi = h.window(t, 7.0)
+        lo, _ = self._window(t)
+        m7 = float(np.median(h.log_prices[lo7:hi])) - level if hi > lo7 else 0.0
+        floor = (
+            float(np.quantile(h.log_prices[lo:hi], self.params.floor_quantile)) - level
+            if hi > lo
+            else 0.0
+        )
+        return m7, float(hi > lo7), floor
 
     def snapshot(self, t: float) -> dict[str, Any]:
         h = self.history
@@ -294,6 +314,22 @@ def _fit_premium(space: TokenSpace, market: _Market, end: float, params: ModelPa
     return prem - float(np.average(prem[market.positions[keep]], weights=w))
 
 
+def _robust_ridge(
+    x: np.ndarray, y: np.ndarray, alpha: float, w: np.ndarray, delta: float | None
+) -> LinearModel:
+    """Ridge with a Huber loss (by reweighting): a few wild sales should not move the fit,
+    and the backtest judges medians."""
+    model = fit_ridge(x, y, alpha=alpha, weights=w)
+    if delta is None:
+        return model
+    for _ in range(8):
+        r = np.abs(y - model.decision(x))
+        model = fit_ridge(
+            x, y, alpha=alpha, weights=w * np.minimum(1.0, delta / np.maximum(r, 1e-9))
+        )
+    return model
+
+
 def _fit_price(
     history: History, space: TokenSpace, params: ModelParams, end: float
 ) -> tuple[_PriceFit, _Market]:
@@ -310,7 +346,7 @@ def _fit_price(
     best: tuple[float, float, np.ndarray] | None = None
     for alpha in params.ridge_alphas:
         w = _decay_weights(ts[early], split, params.train_half_life_days)
-        m = fit_ridge(x[early], y[early], alpha=alpha, weights=w)
+        m = _robust_ridge(x[early], y[early], alpha, w, params.huber_delta)
         resid = y[late] - m.decision(x[late])
         err = float(np.median(np.abs(resid)))
         if best is None or err < best[0]:
@@ -326,8 +362,8 @@ def _fit_price(
         if len(sel) >= 30:
             q_low[g] = float(np.quantile(sel, tail))
             q_high[g] = float(np.quantile(sel, 1 - tail))
-    ridge = fit_ridge(
-        x, y, alpha=alpha, weights=_decay_weights(ts, end, params.train_half_life_days)
+    ridge = _robust_ridge(
+        x, y, alpha, _decay_weights(ts, end, params.train_half_life_days), params.huber_delta
     )
     fit_ = _PriceFit(premium, ridge, alpha, q_low, q_high, int(late.sum()))
     return fit_, market
@@ -363,45 +399,64 @@ def _liquidity_matrix(
     ]
 
 
-def _liquidity_labels(
-    history: History, space: TokenSpace, t: float, params: ModelParams
-) -> np.ndarray:
+def _trade_counts(history: History, space: TokenSpace, t: float, params: ModelParams) -> np.ndarray:
+    """Each token's number of trades in ``[t, t + horizon)``."""
     lo = history.count_before(t)
     hi = history.count_before(t + params.horizon_days)
     pos = np.array([space.index.get(int(x), -1) for x in history.tokens[lo:hi]], dtype=np.int64)
-    counts = np.bincount(pos[pos >= 0], minlength=len(space))
-    return (counts > params.liquid_trades).astype(float)
+    return np.bincount(pos[pos >= 0], minlength=len(space)).astype(float)
 
 
 @dataclass(frozen=True)
 class _LiquidityFit:
-    model: LinearModel | None
+    """A Poisson model of the trade count in the horizon, and a Platt calibration of its log
+    rate to P(count > liquid_trades). "Liquid" is rare (a handful of tokens per snapshot), so
+    the rate is learnt from every trade and only the two calibration numbers from the rare
+    label."""
+
+    rate: LinearModel | None
+    slope: float
+    intercept: float
     base_rate: float
     anchors: int
     rows: int
     positives: int
 
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        if self.rate is None:
+            return np.full(len(x), self.base_rate)
+        return sigmoid(self.intercept + self.slope * self.rate.decision(x))
+
 
 def _fit_liquidity(
     history: History, space: TokenSpace, premium: np.ndarray, end: float, params: ModelParams
 ) -> _LiquidityFit:
+    empty = _LiquidityFit(None, 0.0, 0.0, 0.5, 0, 0, 0)
     if len(history) == 0:
-        return _LiquidityFit(None, 0.5, 0, 0, 0)
+        return empty
     start = float(history.times[0]) + 90.0
     anchors = np.arange(end - params.horizon_days, start, -params.anchor_step_days)[::-1]
-    xs, ys = [], []
+    xs, counts = [], []
     for a in anchors:
         xs.append(_liquidity_matrix(history, space, premium, float(a), params))
-        ys.append(_liquidity_labels(history, space, float(a), params))
+        counts.append(_trade_counts(history, space, float(a), params))
     if not xs:
-        return _LiquidityFit(None, 0.5, 0, 0, 0)
-    x, y = np.vstack(xs), np.concatenate(ys)
+        return empty
+    x, c = np.vstack(xs), np.concatenate(counts)
+    y = (c > params.liquid_trades).astype(float)
     pos = int(y.sum())
     base = (pos + 0.5) / (len(y) + 1.0)
-    if pos == 0 or pos == len(y):
-        return _LiquidityFit(None, base, len(anchors), len(y), pos)
+    if c.sum() == 0:
+        return _LiquidityFit(None, 0.0, 0.0, base, len(anchors), len(y), pos)
+    rate = fit_poisson(x, c, alpha=params.logistic_alpha)
+    log_rate = rate.decision(x)
+    if 0 < pos < len(y):
+        platt = fit_logistic(log_rate[:, None], y, alpha=1e-3)
+        slope, intercept = platt.raw_coefficients()
+        return _LiquidityFit(rate, float(slope[0]), intercept, base, len(anchors), len(y), pos)
+    # no liquid token in training: keep the ranking, put every probability near the base rate
     return _LiquidityFit(
-        fit_logistic(x, y, alpha=params.logistic_alpha), base, len(anchors), len(y), pos
+        rate, 1e-3, float(np.log(base / (1 - base))), base, len(anchors), len(y), pos
     )
 
 
@@ -454,11 +509,8 @@ class FittedModel:
     # -- internals -------------------------------------------------------------------------
 
     def _p_liquid_matrix(self, t: float) -> np.ndarray:
-        liq = self.liquidity
-        if liq.model is None:
-            return np.full(len(self.space), liq.base_rate)
         x = _liquidity_matrix(self.history, self.space, self.price.premium, t, self.params)
-        return sigmoid(liq.model.decision(x))
+        return self.liquidity.probability(x)
 
     def _estimate(self, i: int, t: float) -> dict[str, Any]:
         level = self.market.level(t)
@@ -492,11 +544,8 @@ class FittedModel:
         thin = min(1.0, snap["sales_30d"] / max(1, self.params.level_min_sales))
         confidence = float(np.exp(-(hi - lo) / 2.0) * (0.5 + 0.5 * thin))
         x = np.atleast_2d(est["x"])
-        if self.liquidity.model is None:
-            p_liquid = self.liquidity.base_rate
-        else:
-            row = _liquidity_matrix(self.history, self.space, p.premium, t, self.params)[i]
-            p_liquid = float(sigmoid(self.liquidity.model.decision(row))[0])
+        row = _liquidity_matrix(self.history, self.space, p.premium, t, self.params)[i : i + 1]
+        p_liquid = float(self.liquidity.probability(row)[0])
         h = self.history
         comps = [
             {
