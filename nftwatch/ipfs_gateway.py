@@ -138,7 +138,7 @@ class LocalIpfsGateway:
         class Handler(_GatewayHandler):
             owner = gateway
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = _Server((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -167,9 +167,16 @@ class LocalIpfsGateway:
         self.stop()
 
 
+class _Server(ThreadingHTTPServer):
+    # The stdlib default backlog of 5 stalls concurrent clients for a SYN retry (about 1 s).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class _GatewayHandler(BaseHTTPRequestHandler):
     owner: LocalIpfsGateway
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out separately: no delayed-ACK stall
 
     def log_message(self, format: str, *args: object) -> None:
         return
