@@ -226,6 +226,8 @@ def ensure_vector_index(engine: Engine, extractor: str, dim: int) -> None:
     else:
         expr = f"(binary_quantize(vec)::bit({dim})) bit_hamming_ops"
     with engine.begin() as conn:
+        # IF NOT EXISTS alone races between workers: serialise on a lock named after the index
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
         conn.execute(
             text(
                 f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ({expr}) "

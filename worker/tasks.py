@@ -9,7 +9,10 @@ import logging
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
+import nftvision.errors as vision_errors
+import worker.errors as worker_errors
 from store import queries
 from store.models import Collection
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, app
@@ -21,23 +24,35 @@ from worker.errors import WorkerError
 log = logging.getLogger(__name__)
 
 
+# Only these are worth a task-level retry (the database restarting, a node or gateway down);
+# per-token failures are recorded on the token and retried by the sweep instead.
+RETRYABLE = (OperationalError, vision_errors.Retryable, worker_errors.Retryable)
+RETRY_POLICY: dict[str, Any] = {
+    "autoretry_for": RETRYABLE,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
 def _ctx() -> WorkerContext:
     return context_from(app.conf.nftwatch)
 
 
-@app.task(name=RESOLVE_TASK, bind=True)
+@app.task(name=RESOLVE_TASK, bind=True, **RETRY_POLICY)
 def resolve_tokens(self: Task, chain_id: int, contract: str, token_ids: list[str]) -> int:
     """Resolve a batch of tokens of one contract; returns how many resolved."""
     return resolve_batch(_ctx(), chain_id, contract, [int(t) for t in token_ids])
 
 
-@app.task(name=EMBED_TASK, bind=True)
+@app.task(name=EMBED_TASK, bind=True, **RETRY_POLICY)
 def embed_images(self: Task, image_sha256s: list[str]) -> int:
     """Embed a batch of stored images with every configured extractor."""
     return embed_batch(_ctx(), image_sha256s)
 
 
-@app.task(name=VALUE_TASK, bind=True)
+@app.task(name=VALUE_TASK, bind=True, **RETRY_POLICY)
 def value_token(self: Task, chain_id: int, contract: str, token_id: str, **reason: Any) -> int:
     """Value one token now (desk requests and new listings come through the urgent queue)."""
     from worker.valuing import value_now

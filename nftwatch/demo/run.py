@@ -239,6 +239,7 @@ def _worker_env(cfg: WorkerConfig) -> dict[str, str]:
         "NFTWATCH_DEVICE": cfg.device,
         "NFTWATCH_LOG_LEVEL": "WARNING",
         **({"TORCHVISION_WEIGHTS_DIR": cfg.weights_dir} if cfg.weights_dir else {}),
+        **({"NFTWATCH_REDIS_PREFIX": cfg.redis_key_prefix} if cfg.redis_key_prefix else {}),
     }
 
 
