@@ -15,10 +15,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from nftvision import media as media_mod
-from nftvision.errors import InvalidJSON, NftVisionError, NotFound, UnexpectedError
+from nftvision.errors import NftVisionError, NotFound, UnexpectedError
 from nftvision.fetch.guard import GuardedTransport, system_resolver
 from nftvision.fetch.guard import Resolver as DnsResolver
 from nftvision.fetch.http import HttpFetcher, HttpLimits, make_client
+from nftvision.fetch.ratelimit import HostRateLimiter
 from nftvision.fetch.sources import fetch_from, plan_attempts
 from nftvision.media import DecodedMedia, decode_media, sniff
 from nftvision.metadata import animation_url_of, attributes_of, choose_image, parse_metadata
@@ -48,6 +49,8 @@ class FetchPolicy:
     max_redirects: int = 5
     max_inline_retry_wait: float = 2.0
     per_host_concurrency: int = 8
+    rate_max_wait: float = 5.0
+    """With a rate limiter: the longest wait for a slot before RateLimited is raised."""
     json_cap: int = 5 * MiB
     media_cap: int = 50 * MiB
     max_pixels: int = media_mod.DEFAULT_MAX_PIXELS
@@ -64,6 +67,7 @@ class FetchPolicy:
             max_redirects=self.max_redirects,
             max_inline_retry_wait=self.max_inline_retry_wait,
             per_host_concurrency=self.per_host_concurrency,
+            rate_max_wait=self.rate_max_wait,
         )
 
 
@@ -86,12 +90,19 @@ class Resolution:
 class Resolver:
     """Resolve tokenURIs under one FetchPolicy; use as ``async with Resolver(policy) as r``."""
 
-    def __init__(self, policy: FetchPolicy, *, dns: DnsResolver = system_resolver) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        limiter: HostRateLimiter | None = None,
+        dns: DnsResolver = system_resolver,
+    ) -> None:
+        """``limiter``: per-host request rates (``RedisRateLimiter`` shares them across workers)."""
         self.policy = policy
         allow = set(policy.allow_hosts)
         self._transport = GuardedTransport(allow, resolver=dns)
         self._client = make_client(self._transport, policy.http_limits())
-        self.fetcher = HttpFetcher(self._client, policy.http_limits())
+        self.fetcher = HttpFetcher(self._client, policy.http_limits(), limiter=limiter)
 
     async def __aenter__(self) -> Self:
         return self
@@ -205,7 +216,6 @@ async def resolve_many(
 
 __all__ = [
     "FetchPolicy",
-    "InvalidJSON",
     "Resolution",
     "Resolver",
     "resolve_many",

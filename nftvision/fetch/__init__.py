@@ -2,14 +2,18 @@
 
 from nftvision.fetch.guard import GuardedTransport, is_blocked_ip, normalize_allow_hosts
 from nftvision.fetch.http import FetchResult, HttpFetcher, HttpLimits, make_client
+from nftvision.fetch.ratelimit import HostRateLimiter, LocalRateLimiter, RedisRateLimiter
 from nftvision.fetch.sources import Attempt, fetch_from, plan_attempts
 
 __all__ = [
     "Attempt",
     "FetchResult",
     "GuardedTransport",
+    "HostRateLimiter",
     "HttpFetcher",
     "HttpLimits",
+    "LocalRateLimiter",
+    "RedisRateLimiter",
     "fetch_from",
     "is_blocked_ip",
     "make_client",

@@ -28,6 +28,7 @@ from nftvision.errors import (
     TooManyRedirects,
     UpstreamUnavailable,
 )
+from nftvision.fetch.ratelimit import HostRateLimiter, acquire
 
 Cap = int | Callable[[bytes], int]
 """A byte cap, or a function choosing it from the first bytes (JSON vs media)."""
@@ -49,6 +50,8 @@ class HttpLimits:
     """A Retry-After up to this long is waited out in place; a longer one is raised."""
     inline_retries: int = 1
     per_host_concurrency: int = 8
+    rate_max_wait: float = 5.0
+    """Longest wait for a rate-limit slot before giving the token back as RateLimited."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +112,16 @@ def make_client(
 
 
 class HttpFetcher:
-    def __init__(self, client: httpx.AsyncClient, limits: HttpLimits | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        limits: HttpLimits | None = None,
+        *,
+        limiter: HostRateLimiter | None = None,
+    ) -> None:
         self.client = client
         self.limits = limits or HttpLimits()
+        self.limiter = limiter
         self._host_slots: dict[str, asyncio.Semaphore] = {}
 
     def _slot(self, url: httpx.URL) -> asyncio.Semaphore:
@@ -166,6 +176,8 @@ class HttpFetcher:
             if target.scheme not in ("http", "https") or not target.host:
                 raise InvalidURI(f"refused non-HTTP URL {current[:80]!r}")
             async with self._slot(target):
+                if self.limiter is not None:
+                    await acquire(self.limiter, target.host, self.limits.rate_max_wait)
                 request = self.client.build_request(method, target, headers=headers)
                 try:
                     response = await self.client.send(request, stream=True)
