@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from nftvision import media as media_mod
-from nftvision.errors import NftVisionError, NotFound, UnexpectedError
+from nftvision.errors import InvalidURI, NftVisionError, NotFound, UnexpectedError
 from nftvision.fetch.guard import GuardedTransport, system_resolver
 from nftvision.fetch.guard import Resolver as DnsResolver
 from nftvision.fetch.http import HttpFetcher, HttpLimits, make_client
@@ -27,6 +27,7 @@ from nftvision.uri import (
     DEFAULT_ARWEAVE_GATEWAYS,
     ParsedURI,
     has_id_placeholder,
+    join_relative,
     parse_token_uri,
     substitute_id,
 )
@@ -174,13 +175,23 @@ class Resolver:
         if image_uri is None or not self.policy.fetch_media:
             return result
         try:
-            image_parsed = parse_token_uri(image_uri, token_id)
+            image_parsed = self._image_source(parsed, image_uri, token_id)
             result.image_uri = image_parsed.normalized
             image_bytes = await self.fetch_bytes(image_parsed, media=True)
             result.media = await self._decode(image_bytes)
         except NftVisionError as exc:
             result.media_error = exc
         return result
+
+    @staticmethod
+    def _image_source(base: ParsedURI, image_uri: str, token_id: int | None) -> ParsedURI:
+        try:
+            return parse_token_uri(image_uri, token_id)
+        except InvalidURI:
+            joined = join_relative(base, image_uri)
+            if joined is None:
+                raise
+            return parse_token_uri(joined, token_id)
 
     async def _decode(self, data: bytes) -> DecodedMedia:
         return await asyncio.to_thread(

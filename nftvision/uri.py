@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from nftvision.cid import CID, is_cid, parse_cid
 from nftvision.errors import InvalidURI, NoTokenURI
@@ -183,6 +184,27 @@ def parse_token_uri(uri: str | None, token_id: int | None = None) -> ParsedURI:
     if sep and re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
         raise InvalidURI(f"unsupported URI scheme {scheme!r}")
     raise InvalidURI(f"not a URI: {text[:80]!r}")
+
+
+def join_relative(base: ParsedURI, reference: str) -> str | None:
+    """``reference`` (e.g. ``images/1.png``) read relative to the metadata's own URI, or None.
+
+    Only plain relative paths qualify: anything with a scheme, or a bare CID, is absolute.
+    """
+    ref = clean(reference).replace("\\/", "/")
+    if not ref or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", ref) or ref.startswith("//"):
+        return None
+    if base.kind == "http" and base.origin_url:
+        return urljoin(base.origin_url, ref)
+    if base.kind in ("ipfs", "ipns", "arweave"):
+        ident = str(base.cid) if base.kind == "ipfs" else base.name
+        scheme = "ar" if base.kind == "arweave" else base.kind
+        folder = posixpath.dirname(base.path) if base.path else ""
+        path = posixpath.normpath(posixpath.join("/", folder, ref))
+        if path.startswith("//"):
+            path = path[1:]
+        return f"{scheme}://{ident}{path if path != '/' else ''}"
+    return None
 
 
 def _split_query(rest: str) -> tuple[str, str]:

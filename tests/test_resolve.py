@@ -307,3 +307,32 @@ def test_resolve_many_keeps_order_and_classifies_each(
     first = out[0]
     assert isinstance(first, Resolution) and first.metadata is not None
     assert first.metadata["name"] == "#0"
+
+
+def test_relative_image_next_to_the_metadata(
+    policy: FetchPolicy, gateway: LocalIpfsGateway
+) -> None:
+    root = gateway.add_directory(
+        {"meta/4": json.dumps({"image": "../img/4.png"}).encode(), "img/4.png": PNG}
+    )
+    res = resolve(policy, f"ipfs://{root}/meta/4")
+    assert res.image_uri == f"ipfs://{root}/img/4.png"
+    assert res.media is not None and res.media.data == PNG
+
+
+def test_inline_png_data_uri_image_and_video_image(
+    policy: FetchPolicy, gateway: LocalIpfsGateway
+) -> None:
+    inline = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    video_cid = gateway.add_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    root = gateway.add_directory(
+        {
+            "a": json.dumps({"image": inline}).encode(),
+            "b": json.dumps({"image": f"ipfs://{video_cid}"}).encode(),
+        }
+    )
+    res = resolve(policy, f"ipfs://{root}/a")
+    assert res.media is not None and res.media.data == PNG
+    video = resolve(policy, f"ipfs://{root}/b")
+    assert video.media is None and video.media_error is not None
+    assert video.media_error.code == "UnsupportedMedia" and "video/mp4" in str(video.media_error)

@@ -138,3 +138,16 @@ def test_erc1155_id_substitution_every_occurrence() -> None:
 
 def test_clean_strips_quotes_nuls_and_whitespace() -> None:
     assert clean(" \t'\"https://x.y/1\"'\x00\n") == "https://x.y/1"
+
+
+def test_relative_references_join_the_metadata_location() -> None:
+    from nftvision.uri import join_relative
+
+    ipfs = parse_token_uri(f"ipfs://{V1}/meta/7.json")
+    assert join_relative(ipfs, "../img/7.png") == f"ipfs://{V1}/img/7.png"
+    assert join_relative(ipfs, "7.png") == f"ipfs://{V1}/meta/7.png"
+    assert join_relative(ipfs, "../../../x.png") == f"ipfs://{V1}/x.png"  # never above the root
+    web = parse_token_uri("https://api.example/tokens/7")
+    assert join_relative(web, "/images/7.png") == "https://api.example/images/7.png"
+    assert join_relative(web, "https://other.example/a.png") is None
+    assert join_relative(parse_token_uri('{"a": 1}'), "x.png") is None
