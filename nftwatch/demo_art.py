@@ -888,6 +888,8 @@ def _doodles(t: dict[str, Trait], rnd: random.Random) -> Image.Image:
     elif kind == "puffer":
         for y in (282, 312):
             pen.arc((90, y - 20, 246, y + 14), 20, 160, _LINE, 2)
+    if t["Hair"].look[0] == "bob":  # the bob's back falls behind the head
+        pen.rect((60, 80, 276, 220), t["Hair"].look[1][0], _LINE, w, radius=60)
     # head: a soft, slightly squashed circle
     if holo:
         head = Image.new("RGB", (SIZE * SUPERSAMPLE, SIZE * SUPERSAMPLE))
@@ -934,10 +936,14 @@ def _doodles_hair(pen: _Pen, look: tuple[str, Sequence[RGB]], w: float) -> None:
         pen.circle((168, 16), 16, colours[0], _LINE, w)
     elif kind == "bob":
         c = colours[0]
-        pen.chord((64, 46, 272, 220), 160, 380, c, _LINE, w)
-        pen.rect((62, 120, 96, 222), c, _LINE, w, radius=16)
-        pen.rect((240, 120, 274, 222), c, _LINE, w, radius=16)
-        pen.arc((100, 70, 170, 130), 200, 300, _shade(c, 1.4), 4)
+        # a rounded cap whose lower edge is a row of scalloped bangs
+        pen.chord((66, 52, 270, 196), 180, 360, c, _LINE, w)
+        for x in range(92, 250, 24):
+            pen.chord((x - 14, 108, x + 14, 136), 0, 180, c, _LINE, w)
+        pen.rect((66, 118, 270, 124), c)
+        pen.rect((60, 112, 96, 214), c, _LINE, w, radius=18)
+        pen.rect((240, 112, 276, 214), c, _LINE, w, radius=18)
+        pen.arc((104, 66, 180, 126), 200, 290, _shade(c, 1.4), 4)
     elif kind == "flowers":
         for i, x in enumerate(range(92, 252, 30)):
             fy = 96 - 26 * math.sin(math.pi * (x - 82) / 172)
@@ -1473,6 +1479,31 @@ def save_contact_sheet(
     return out
 
 
+def showcase(per_collection: int = 6, seed: int = 0) -> list[DemoToken]:
+    """``per_collection`` tokens of each of the five collections, punks first: one row each on
+    a contact sheet with ``columns=per_collection``."""
+    tokens = cryptopunks(per_collection)
+    for style in STYLES:
+        tokens += generate_collection(style, per_collection, seed)
+    return tokens
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m nftwatch.demo_art SHEET.png [PER_COLLECTION]``: the five collections on one
+    contact sheet."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        raise SystemExit("usage: python -m nftwatch.demo_art SHEET.png [PER_COLLECTION]")
+    per = int(args[1]) if len(args) > 1 else 6
+    print(save_contact_sheet(showcase(per), args[0], columns=per))
+
+
+if __name__ == "__main__":
+    main()
+
+
 __all__ = [
     "COLLECTIONS",
     "STYLES",
@@ -1485,5 +1516,6 @@ __all__ = [
     "generate_collection",
     "render",
     "save_contact_sheet",
+    "showcase",
     "style_layers",
 ]

@@ -383,3 +383,8 @@ def latest_valuation(
         .order_by(Valuation.valued_at.desc(), Valuation.id.desc())
         .limit(1)
     ).first()
+
+
+def as_floats(vec: Any) -> list[float]:
+    """A stored vector as floats, whichever form the pgvector adapter hands back."""
+    return [float(x) for x in (vec.to_list() if hasattr(vec, "to_list") else vec)]

@@ -77,13 +77,13 @@ def _collection_inputs(
     attributes: dict[int, dict[str, str]] = {}
     vectors: dict[int, list[float]] = {}
     for tid, attrs, vec in rows:
-        attributes[int(tid)] = _traits(attrs)
+        attributes[int(tid)] = traits_of(attrs)
         if vec is not None:
-            vectors[int(tid)] = vec.to_list()
+            vectors[int(tid)] = queries.as_floats(vec)
     return sales, attributes, vectors
 
 
-def _traits(attrs: Any) -> dict[str, str]:
+def traits_of(attrs: Any) -> dict[str, str]:
     """OpenSea-style ``[{"trait_type", "value"}]`` as a mapping; anything else is no traits."""
     out: dict[str, str] = {}
     if isinstance(attrs, list):

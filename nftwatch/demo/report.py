@@ -34,7 +34,7 @@ def vectors_by_collection(
         )
         for contract, vec in rows:
             if contract in names:
-                groups[names[contract]].append(np.asarray(vec.to_numpy(), dtype=np.float32))
+                groups[names[contract]].append(np.asarray(queries.as_floats(vec), dtype=np.float32))
     return {name: np.stack(vs) for name, vs in groups.items() if vs}
 
 
