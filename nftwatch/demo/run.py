@@ -148,7 +148,8 @@ def run_story(
         collections = content.build_collections(tokens_per_collection, seed=SEED)
         base_uris = [content.publish(gateway, c) for c in collections]
         w3 = chaintools.connect(node.url)
-        holders = [str(a) for a in w3.eth.accounts[1:9]]
+        accounts: list[Any] = list(w3.eth.accounts)
+        holders = [str(account) for account in accounts[1:9]]
         say(
             "deploying our contracts (OpenZeppelin ERC-721, CryptoPunks market, Seaport-shaped "
             "market) and minting"
