@@ -111,3 +111,16 @@ def test_huge_svg_canvas_is_rendered_within_the_side_cap() -> None:
     )
     m = decode_media(svg, svg_max_side=512)
     assert (m.width, m.height) == (512, 256)
+
+
+def test_svg_use_fanout_bomb_is_refused() -> None:
+    parts = [
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        b'<defs><rect id="l0" width="1" height="1"/>'
+    ]
+    for i in range(1, 7):  # 10^6 nodes once expanded
+        uses = b"".join(b'<use href="#l%d" x="%d"/>' % (i - 1, j % 3) for j in range(10))
+        parts.append(b'<g id="l%d">' % i + uses + b"</g>")
+    parts.append(b'</defs><use href="#l6"/></svg>')
+    with pytest.raises(ImageTooLarge):
+        decode_media(b"".join(parts))
