@@ -115,7 +115,7 @@ class OriginServer:
                 if route is None:
                     static(b"not found", "text/plain", 404)(self)
                     return
-                self.query = parse_qs(urlsplit(self.path).query)  # type: ignore[attr-defined]
+                self.query = parse_qs(urlsplit(self.path).query)
                 route(self)
 
             do_POST = do_GET

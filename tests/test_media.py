@@ -91,7 +91,9 @@ def test_svg_with_script_and_external_hrefs_renders_offline() -> None:
     m = decode_media(SVG_HOSTILE)
     assert m.mime == "image/svg+xml" and m.image.mode == "RGBA"
     assert max(m.width, m.height) >= 256  # small pixel-art SVGs are scaled up for embedding
-    _r, g, _b, a = m.image.getpixel((m.width // 2, m.height // 2))
+    pixel = m.image.getpixel((m.width // 2, m.height // 2))
+    assert isinstance(pixel, tuple)
+    _r, g, _b, a = pixel
     assert g > 200 and a == 255
 
 
