@@ -93,58 +93,102 @@ def traits_of(attrs: Any) -> dict[str, str]:
     return out
 
 
-def _model(ctx: WorkerContext, chain_id: int, contract: str, extractor: str) -> Any:
+def _model(
+    ctx: WorkerContext,
+    chain_id: int,
+    contract: str,
+    inputs: tuple[list[Any], dict[int, dict[str, str]], dict[int, list[float]]],
+    at: dt.datetime,
+) -> Any:
     """The collection's fitted model, refit when its sales or tokens changed."""
     from nftvision.valuation.model import fit
 
-    sales, attributes, vectors = _collection_inputs(ctx, chain_id, contract, extractor)
+    sales, attributes, vectors = inputs
     stamp = (len(sales), len(attributes) + len(vectors))
     key = (chain_id, contract)
     with _models_lock:
         cached = _models.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-    model = fit(sales, attributes, as_of=dt.datetime.now(dt.UTC), embeddings=vectors or None)
+    model = fit(sales, attributes, as_of=at, embeddings=vectors or None)
     with _models_lock:
         _models[key] = (stamp, model)
     return model
 
 
+def _neighbours(
+    ctx: WorkerContext, chain_id: int, contract: str, sha: str | None, extractor: str
+) -> list[queries.Neighbour]:
+    if sha is None:
+        return []
+    with ctx.factory() as s, s.begin():
+        dim = s.scalar(
+            select(Embedding.dim).where(
+                Embedding.image_sha256 == sha, Embedding.extractor == extractor
+            )
+        )
+        if not dim:
+            return []
+        return queries.nearest(
+            s,
+            extractor=extractor,
+            dim=dim,
+            image_sha256=sha,
+            k=NEIGHBOURS,
+            chain_id=chain_id,
+            contract=contract,
+        )
+
+
+def _valuation_time(sales: list[Any]) -> dt.datetime:
+    """Now, or just after the latest recorded sale when the chain's clock runs ahead of ours
+    (a local node mines faster than a block a second): nothing after this time is used."""
+    now = dt.datetime.now(dt.UTC)
+    latest = max((s.time for s in sales), default=now)
+    return max(now, latest + dt.timedelta(microseconds=1))
+
+
 def _value(
     ctx: WorkerContext, chain_id: int, contract: str, token_id: int, sha: str | None, reason: str
 ) -> int:
+    from nftvision.valuation.thin import MIN_MODEL_SALES, Neighbour, value_thin_market
+
     extractor = comparables_extractor(ctx)
-    model = _model(ctx, chain_id, contract, extractor)
-    now = dt.datetime.now(dt.UTC)
-    valuation = model.value(token_id, now)
-    explanation = dict(valuation.explanation)
-    if sha is not None:
-        with ctx.factory() as s, s.begin():
-            dim = s.scalar(
-                select(Embedding.dim).where(
-                    Embedding.image_sha256 == sha, Embedding.extractor == extractor
+    sales, attributes, vectors = _collection_inputs(ctx, chain_id, contract, extractor)
+    at = _valuation_time(sales)
+    neighbours = _neighbours(ctx, chain_id, contract, sha, extractor)
+    if len(sales) >= MIN_MODEL_SALES and token_id in attributes:
+        model = _model(ctx, chain_id, contract, (sales, attributes, vectors), at)
+        valuation = model.value(token_id, at)
+        training = model.training_sales
+    else:
+        valuation = value_thin_market(
+            token_id,
+            at,
+            sales,
+            [
+                Neighbour(
+                    n.token_id,
+                    n.similarity,
+                    float(Decimal(n.last_sale_wei) / WEI) if n.last_sale_wei else None,
                 )
-            )
-            if dim:
-                explanation["visual_neighbours"] = [
-                    {
-                        "token_id": str(n.token_id),
-                        "similarity": round(n.similarity, 4),
-                        "last_sale_eth": float(Decimal(n.last_sale_wei) / WEI)
-                        if n.last_sale_wei is not None
-                        else None,
-                        "sales": n.sale_count,
-                    }
-                    for n in queries.nearest(
-                        s,
-                        extractor=extractor,
-                        dim=dim,
-                        image_sha256=sha,
-                        k=NEIGHBOURS,
-                        chain_id=chain_id,
-                        contract=contract,
-                    )
-                ]
+                for n in neighbours
+            ],
+        )
+        training = len(sales)
+    explanation = dict(valuation.explanation)
+    explanation["visual_neighbours"] = [
+        {
+            "token_id": str(n.token_id),
+            "similarity": round(n.similarity, 4),
+            "last_sale_eth": float(Decimal(n.last_sale_wei) / WEI)
+            if n.last_sale_wei is not None
+            else None,
+            "sales": n.sale_count,
+        }
+        for n in neighbours
+    ]
+    price = None if valuation.price_eth != valuation.price_eth else valuation.price_eth  # NaN
     with ctx.factory.begin() as s:
         return queries.store_valuation(
             s,
@@ -153,15 +197,15 @@ def _value(
             token_id=Decimal(token_id),
             model_version=valuation.model_version,
             p_liquid=valuation.p_liquid,
-            price_eth=valuation.price_eth,
-            price_low_eth=valuation.low_eth,
-            price_high_eth=valuation.high_eth,
+            price_eth=price,
+            price_low_eth=valuation.low_eth if price is not None else None,
+            price_high_eth=valuation.high_eth if price is not None else None,
             confidence=valuation.confidence,
             explanation=explanation,
             inputs={
                 "reason": reason,
                 "extractor": extractor,
-                "as_of": now.isoformat(),
-                "training_sales": model.training_sales,
+                "as_of": at.isoformat(),
+                "training_sales": training,
             },
         )
