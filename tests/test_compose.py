@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,10 +224,15 @@ def test_required_variables_are_in_the_env_example() -> None:
 
 
 @pytest.fixture
-def fresh_postgres(tmp_path: Path) -> Iterator[str]:
-    server = EmbeddedPostgres(tmp_path / "pg", persistent=False)
-    yield server.start().replace("postgresql+psycopg://", "postgresql://", 1)
-    server.stop()
+def fresh_postgres() -> Iterator[str]:
+    """A server of its own: the roles it creates are cluster-wide. Its directory is outside
+    pytest's numbered temp dirs, which a concurrent pytest run may prune."""
+    with tempfile.TemporaryDirectory(prefix="nftwatch-roles-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg", persistent=False)
+        try:
+            yield server.start().replace("postgresql+psycopg://", "postgresql://", 1)
+        finally:
+            server.stop()
 
 
 def _psql() -> Path:

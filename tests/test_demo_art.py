@@ -239,3 +239,11 @@ def test_contact_sheet_lays_out_every_token(tmp_path: Path) -> None:
         # an opaque corner is shown as drawn; the punks' transparent one on their blue
         want = corner[:3] if corner[3] == 255 else np.array([99, 133, 150])
         assert np.abs(pixels[y + 2, x + 2] - want).max() <= 12, token.name
+
+
+def test_showcase_has_every_collection_in_rows(tmp_path: Path) -> None:
+    tokens = demo_art.showcase(per_collection=2, seed=0)
+    names = [COLLECTIONS["cryptopunks"].name] + [COLLECTIONS[s].name for s in STYLES]
+    assert [t.collection for t in tokens] == [n for n in names for _ in range(2)]
+    demo_art.main([str(tmp_path / "sheet.png"), "2"])
+    assert Image.open(tmp_path / "sheet.png").size == (2 * (168 + 6) + 6, 5 * (168 + 6 + 18) + 6)
