@@ -93,6 +93,7 @@ def fit_poisson(
     alpha: float = 1.0,
     exposure: np.ndarray | None = None,
     iterations: int = 50,
+    weights: np.ndarray | None = None,
 ) -> LinearModel:
     """L2-penalised Poisson regression of counts ``y`` (log link) by Newton's method.
 
@@ -101,18 +102,19 @@ def fit_poisson(
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     offset = np.zeros(len(y)) if exposure is None else np.log(np.asarray(exposure, dtype=float))
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     z, mean, scale = _standardise(x)
     n, d = z.shape
     a = np.c_[np.ones(n), z]
     beta = np.zeros(d + 1)
-    beta[0] = np.log(max(y.sum(), 0.5) / np.exp(offset).sum())
+    beta[0] = np.log(max(w @ y, 0.5) / (w @ np.exp(offset)))
     penalty = alpha * np.eye(d + 1)
     penalty[0, 0] = 0.0
     for _ in range(iterations):
         eta = np.clip(a @ beta + offset, -30.0, 30.0)
         mu = np.exp(eta)
-        grad = a.T @ (mu - y) + penalty @ beta
-        hess = a.T @ (a * mu[:, None]) + penalty + 1e-9 * np.eye(d + 1)
+        grad = a.T @ (w * (mu - y)) + penalty @ beta
+        hess = a.T @ (a * (w * mu)[:, None]) + penalty + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(hess, grad)
         beta -= step
         if np.max(np.abs(step)) < 1e-8:

@@ -58,6 +58,7 @@ class ModelParams:
     anchor_step_days: float = 30.0
     hedonic_rounds: int = 2
     huber_delta: float | None = 0.2
+    liquidity_half_life_days: float = 45.0
     # sales below this are gifts or wash transfers in a sale's clothing (1 wei, 0.000001 ETH)
     min_price_eth: float = 1e-3
 
@@ -418,6 +419,7 @@ class _LiquidityFit:
     slope: float
     intercept: float
     base_rate: float
+    liquid_trades: int
     anchors: int
     rows: int
     positives: int
@@ -425,38 +427,63 @@ class _LiquidityFit:
     def probability(self, x: np.ndarray) -> np.ndarray:
         if self.rate is None:
             return np.full(len(x), self.base_rate)
-        return sigmoid(self.intercept + self.slope * self.rate.decision(x))
+        tail = _poisson_tail_logit(np.exp(self.rate.decision(x)), self.liquid_trades)
+        return sigmoid(self.intercept + self.slope * tail)
+
+
+def _poisson_tail_logit(rate: np.ndarray, k: int) -> np.ndarray:
+    """logit P(N > k) for N ~ Poisson(rate), computed stably for small rates."""
+    rate = np.maximum(np.asarray(rate, dtype=float), 1e-12)
+    terms = np.ones_like(rate)
+    cdf = np.ones_like(rate)
+    for j in range(1, k + 1):
+        terms = terms * rate / j
+        cdf = cdf + terms
+    cdf = cdf * np.exp(-rate)
+    tail = np.maximum(1.0 - cdf, 0.0)
+    # for small rates 1 - cdf cancels; the leading term rate^(k+1)/(k+1)! is accurate there
+    small = rate < 1e-2
+    lead = terms * rate / (k + 1) * np.exp(-rate)
+    tail = np.where(small, lead, tail)
+    tail = np.clip(tail, 1e-15, 1 - 1e-15)
+    return np.asarray(np.log(tail) - np.log1p(-tail))
 
 
 def _fit_liquidity(
     history: History, space: TokenSpace, premium: np.ndarray, end: float, params: ModelParams
 ) -> _LiquidityFit:
-    empty = _LiquidityFit(None, 0.0, 0.0, 0.5, 0, 0, 0)
+    empty = _LiquidityFit(None, 0.0, 0.0, 0.5, params.liquid_trades, 0, 0, 0)
     if len(history) == 0:
         return empty
     start = float(history.times[0]) + 90.0
     anchors = np.arange(end - params.horizon_days, start, -params.anchor_step_days)[::-1]
-    xs, counts = [], []
+    xs, counts, ws = [], [], []
     for a in anchors:
         xs.append(_liquidity_matrix(history, space, premium, float(a), params))
         counts.append(_trade_counts(history, space, float(a), params))
+        # how tokens trade drifts (the 2017 flipping did not last): recent snapshots count more
+        age = end - params.horizon_days - float(a)
+        ws.append(np.full(len(space), 0.5 ** (age / params.liquidity_half_life_days)))
     if not xs:
         return empty
-    x, c = np.vstack(xs), np.concatenate(counts)
+    x, c, w = np.vstack(xs), np.concatenate(counts), np.concatenate(ws)
     y = (c > params.liquid_trades).astype(float)
     pos = int(y.sum())
     base = (pos + 0.5) / (len(y) + 1.0)
     if c.sum() == 0:
-        return _LiquidityFit(None, 0.0, 0.0, base, len(anchors), len(y), pos)
-    rate = fit_poisson(x, c, alpha=params.logistic_alpha)
-    log_rate = rate.decision(x)
+        return _LiquidityFit(None, 0.0, 0.0, base, params.liquid_trades, len(anchors), len(y), pos)
+    rate = fit_poisson(x, c, alpha=params.logistic_alpha, weights=w)
+    tail = _poisson_tail_logit(np.exp(rate.decision(x)), params.liquid_trades)
+    slope, intercept = 1.0, 0.0
     if 0 < pos < len(y):
-        platt = fit_logistic(log_rate[:, None], y, alpha=1e-3)
-        slope, intercept = platt.raw_coefficients()
-        return _LiquidityFit(rate, float(slope[0]), intercept, base, len(anchors), len(y), pos)
-    # no liquid token in training: keep the ranking, put every probability near the base rate
+        # Platt scaling of the Poisson tail: trades cluster (flippers), so the pure Poisson
+        # tail is too thin; a non-positive slope (a few positives) would invert the ranking
+        platt = fit_logistic(tail[:, None], y, alpha=1e-3)
+        coef, icpt = platt.raw_coefficients()
+        if coef[0] > 0.1:
+            slope, intercept = float(coef[0]), icpt
     return _LiquidityFit(
-        rate, 1e-3, float(np.log(base / (1 - base))), base, len(anchors), len(y), pos
+        rate, slope, intercept, base, params.liquid_trades, len(anchors), len(y), pos
     )
 
 
