@@ -11,9 +11,11 @@ Price. ``log(price) = market level(t) + f(token, t)``:
 - the 80 % interval adds empirical residual quantiles measured on a time holdout (the last part
   of the training sales, predicted by a model fit on the part before it).
 
-Liquidity. ``P(more than two trades within the horizon)`` by logistic regression on features
-known at ``t`` (past trades, recency, rarity, type, value premium, market activity), trained on
-snapshots of every token at anchor times whose horizon ends before the cutoff.
+Liquidity. ``P(more than two trades within the horizon)``: a Poisson regression of each token's
+trade count in the horizon on features known at ``t`` (past trades, recent trades, recency,
+rarity, type, value premium, market activity), trained on snapshots of every token at anchor
+times whose horizon ends before the cutoff (recent snapshots weigh more), and its Poisson tail
+P(N > 2) Platt-calibrated by logistic regression on the observed "liquid" labels.
 
 Every feature of a valuation at ``t`` reads only sales strictly before ``t``.
 """
@@ -512,6 +514,12 @@ class FittedModel:
         return self.market.history
 
     def value(self, token_id: int, at: datetime) -> Valuation:
+        """Value a token at ``at`` from the sales strictly before ``at``.
+
+        The fitted parameters come from the sales before ``as_of``; valuing at ``at < as_of``
+        therefore uses parameters learnt from later sales (fit with ``as_of=at`` for a strict
+        replay of the past).
+        """
         t = to_days(at)
         i = self.space.position(token_id)
         est = self._estimate(i, t)
@@ -600,10 +608,10 @@ class FittedModel:
             "log_rank",
             *_PriceFeatures.names_dynamic[2:],
         ]
+        # each feature's effect against the average training sale, in log price units
         coef, _ = p.ridge.raw_coefficients()
-        contrib = {
-            n: float(c * v) for n, c, v in zip(names, coef, x[0], strict=True) if abs(c * v) > 1e-9
-        }
+        delta = coef * (x[0] - p.ridge.mean)
+        contrib = {n: float(d) for n, d in zip(names, delta, strict=True) if abs(d) > 1e-9}
         top = sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:8]
         explanation = {
             "model": {
@@ -614,6 +622,7 @@ class FittedModel:
             "market": snap,
             "trait_premium": round(float(p.premium[i]), 4),
             "relative_to_market": round(float(est["rel"]), 4),
+            # the largest effects against the average training sale, in log price units
             "drivers": [{"feature": n, "log_effect": round(v, 4)} for n, v in top],
             "comparables": comps,
             "rarity": {
