@@ -19,7 +19,7 @@ from nftwatch.runtime import Resources
 from nftwatch.supervisor import Supervisor
 from store import queries
 from store.models import Token
-from worker.app import configure
+from worker.app import configure, prepare_broker
 from worker.dispatcher import celery_sender, run_dispatcher
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def run_service(res: Resources, *, with_workers: bool, poll_interval: float = 1.
             queries.upsert_collection(session, chain_id, address)
     cfg = res.worker_config({chain_id: s.rpc_url})
     app = configure(cfg)
+    prepare_broker(app)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -81,9 +81,9 @@ def test_demo_story_end_to_end_on_redis(
             images = s.scalar(select(func.count()).select_from(Media))
             assert images == len({t.image_sha256 for t in tokens})
             per_extractor = dict(
-                s.execute(select(Embedding.extractor, func.count()).group_by(Embedding.extractor))
-                .tuples()
-                .all()
+                s.execute(
+                    select(Embedding.extractor, func.count()).group_by(Embedding.extractor)
+                ).all()
             )
             assert per_extractor == {name: images for name in settings.extractors}
             assert s.scalar(select(func.count()).where(Outbox.sent_at.is_(None))) == 0

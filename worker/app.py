@@ -45,3 +45,11 @@ def configure(cfg: WorkerConfig) -> Celery:
         nftwatch=cfg.to_dict(),
     )
     return app
+
+
+def prepare_broker(celery: Celery) -> None:
+    """Open one channel before any worker starts: kombu's SQLAlchemy transport creates its
+    tables on first use, and workers starting together would race to do it."""
+    with celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=3)
+        _ = conn.default_channel

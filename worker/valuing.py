@@ -5,6 +5,7 @@ and vectors, fit or reuse the collection's model, and store the valuation with i
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,8 @@ from sqlalchemy import select
 from store import queries
 from store.models import Embedding, Token
 from worker.context import WorkerContext
+
+log = logging.getLogger(__name__)
 
 WEI = Decimal(10**18)
 PREFERRED_EXTRACTOR = "effnet-lite0-v1"
@@ -157,11 +160,17 @@ def _value(
     sales, attributes, vectors = _collection_inputs(ctx, chain_id, contract, extractor)
     at = _valuation_time(sales)
     neighbours = _neighbours(ctx, chain_id, contract, sha, extractor)
+    valuation = None
     if len(sales) >= MIN_MODEL_SALES and token_id in attributes:
-        model = _model(ctx, chain_id, contract, (sales, attributes, vectors), at)
-        valuation = model.value(token_id, at)
-        training = model.training_sales
-    else:
+        try:
+            model = _model(ctx, chain_id, contract, (sales, attributes, vectors), at)
+            valuation = model.value(token_id, at)
+            training = model.training_sales
+        except ValueError as exc:  # the model refuses too little usable history
+            log.info(
+                "collection model unavailable for %s (%s); thin-market valuation", contract, exc
+            )
+    if valuation is None:
         valuation = value_thin_market(
             token_id,
             at,

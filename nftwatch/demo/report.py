@@ -60,14 +60,12 @@ def build(
             "listings": s.scalar(select(func.count()).select_from(Listing)),
         }
         status = dict(
-            s.execute(select(Token.metadata_status, func.count()).group_by(Token.metadata_status))
-            .tuples()
-            .all()
+            s.execute(
+                select(Token.metadata_status, func.count()).group_by(Token.metadata_status)
+            ).all()
         )
         vectors = dict(
-            s.execute(select(Embedding.extractor, func.count()).group_by(Embedding.extractor))
-            .tuples()
-            .all()
+            s.execute(select(Embedding.extractor, func.count()).group_by(Embedding.extractor)).all()
         )
     reports = []
     for name in extractors:

@@ -30,7 +30,7 @@ from nftwatch.supervisor import Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Embedding, Token
-from worker.app import configure
+from worker.app import configure, prepare_broker
 from worker.config import WorkerConfig
 from worker.dispatcher import celery_sender, run_dispatcher
 
@@ -114,6 +114,7 @@ def run_story(
             redis_key_prefix=settings.redis_key_prefix,
         )
         app = configure(cfg)
+        prepare_broker(app)
         supervisor = Supervisor(work_dir / "logs")
         stack.callback(supervisor.stop_all)
         env = _worker_env(cfg)
