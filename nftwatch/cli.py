@@ -518,6 +518,39 @@ def import_cryptopunks_cmd(
     typer.echo(f"imported {n} punks")
 
 
+@cli.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Default: NFTWATCH_API_HOST.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Default: NFTWATCH_API_PORT.")
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="Serve /v1 without API keys.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs); keys come from NFTWATCH_API_KEYS."""
+    import uvicorn
+
+    from nftwatch.api import create_app
+    from nftwatch.runtime import open_resources
+
+    s = _settings()
+    if not s.api_keys and not insecure_no_auth:
+        raise ValueError("no API keys configured: set NFTWATCH_API_KEYS or pass --insecure-no-auth")
+    if not s.api_keys:
+        typer.echo("warning: serving the API WITHOUT authentication (--insecure-no-auth)", err=True)
+    with open_resources(s) as res:
+        app = create_app(
+            res.factory,
+            api_keys=s.api_keys,
+            chain_id_default=s.chain_id,
+            allow_anonymous=insecure_no_auth,
+        )
+        uvicorn.run(
+            app, host=host or s.api_host, port=port or s.api_port, log_level=s.log_level.lower()
+        )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

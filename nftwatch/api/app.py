@@ -1,0 +1,249 @@
+"""The application factory and its routes. Handlers are thin: validate, read ``store``, shape."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from nftwatch.api import reads, views
+from nftwatch.api.auth import KeyChecker, presented_key
+from nftwatch.api.params import CollectionRef, TokenRef, collection_ref, token_ref
+from store import queries
+
+MAX_WAIT_S = 30.0
+POLL_INTERVAL_S = 0.25
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+Token = Annotated[TokenRef, Depends(token_ref)]
+CollectionPath = Annotated[CollectionRef, Depends(collection_ref)]
+
+
+def _not_found(message: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=message)
+
+
+def create_app(
+    factory: sessionmaker[Session],
+    *,
+    api_keys: Sequence[str],
+    chain_id_default: int | None = None,
+    allow_anonymous: bool = False,
+) -> FastAPI:
+    """The API over the database ``factory`` opens sessions on.
+
+    Every ``/v1`` route needs one of ``api_keys``; with none, the app refuses to exist unless
+    ``allow_anonymous`` says that an open API is intended."""
+    checker = KeyChecker(api_keys)
+    if not checker.configured and not allow_anonymous:
+        raise ValueError("no API keys configured: set NFTWATCH_API_KEYS (or allow anonymous use)")
+
+    def require_key(
+        x_api_key: Annotated[str | None, Security(_api_key_header)] = None,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    ) -> None:
+        if not checker.configured:
+            return
+        key = presented_key(x_api_key, f"Bearer {bearer.credentials}" if bearer else None)
+        if not checker.check(key):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or unknown API key (X-API-Key or Authorization: Bearer)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    app = FastAPI(
+        title="nftwatch",
+        summary="NFT tokens, images, visual neighbours and valuations for a lending desk.",
+        version="1",
+    )
+    app.state.chain_id_default = chain_id_default
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+
+    @app.get("/healthz", summary="Liveness and database reachability (no key needed)")
+    def healthz() -> JSONResponse:
+        try:
+            with factory() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database means unhealthy
+            return JSONResponse(
+                {"status": "degraded", "database": f"error: {type(exc).__name__}"},
+                status_code=503,
+            )
+        body: dict[str, Any] = {"status": "ok", "database": "ok"}
+        if chain_id_default is not None:
+            body["chain_id"] = chain_id_default
+        return JSONResponse(body)
+
+    @v1.get(
+        "/tokens/{chain_id}/{contract}/{token_id}",
+        summary="A token: metadata, image, owner, activity counts and its sales",
+    )
+    def get_token(ref: Token) -> dict[str, Any]:
+        with factory() as session:
+            row = queries.token(session, ref.chain_id, ref.contract, ref.token_id)
+            if row is None:
+                raise _not_found(f"token {ref.path} is not known")
+            sales = reads.token_sales(session, ref.chain_id, ref.contract, ref.token_id)
+            return views.token_body(row, sales, f"/v1/tokens/{ref.path}/image")
+
+    @v1.get(
+        "/tokens/{chain_id}/{contract}/{token_id}/image",
+        summary="The token's stored image bytes",
+        response_class=Response,
+        responses={200: {"content": {"image/*": {}}}},
+    )
+    def get_image(ref: Token) -> Response:
+        with factory() as session:
+            row = queries.token(session, ref.chain_id, ref.contract, ref.token_id)
+            if row is None:
+                raise _not_found(f"token {ref.path} is not known")
+            sha = row.image_sha256
+            found = reads.image(session, sha) if sha else None
+        if found is None:
+            raise _not_found(f"token {ref.path} has no stored image")
+        content, mime = found
+        # the ETag is the content hash; the token may be re-pointed, so caches revalidate soon
+        return Response(
+            content,
+            media_type=mime,
+            headers={"ETag": f'"{sha}"', "Cache-Control": "max-age=300"},
+        )
+
+    @v1.get(
+        "/tokens/{chain_id}/{contract}/{token_id}/similar",
+        summary="Visually nearest tokens (cosine on stored embeddings)",
+    )
+    def get_similar(
+        ref: Token,
+        k: Annotated[int, Query(ge=1, le=100, description="How many neighbours.")] = 10,
+        extractor: Annotated[
+            str | None, Query(max_length=64, description="Embedding model; default: preferred.")
+        ] = None,
+        same_collection: Annotated[
+            bool, Query(description="Only neighbours from the token's own contract.")
+        ] = False,
+    ) -> dict[str, Any]:
+        with factory() as session:
+            row = queries.token(session, ref.chain_id, ref.contract, ref.token_id)
+            if row is None:
+                raise _not_found(f"token {ref.path} is not known")
+            if row.image_sha256 is None:
+                raise _not_found(f"token {ref.path} has no image yet")
+            emb = reads.embedding_of(session, row.image_sha256, extractor)
+            if emb is None:
+                which = f"by {extractor}" if extractor else "yet"
+                raise _not_found(f"token {ref.path}'s image is not embedded {which}")
+            neighbours = queries.nearest(
+                session,
+                extractor=emb.extractor,
+                dim=emb.dim,
+                image_sha256=row.image_sha256,
+                k=k,
+                chain_id=ref.chain_id if same_collection else None,
+                contract=ref.contract if same_collection else None,
+            )
+        return {
+            "token": {
+                "chain_id": ref.chain_id,
+                "contract": ref.contract,
+                "token_id": str(ref.token_id),
+            },
+            "extractor": emb.extractor,
+            "dim": emb.dim,
+            "neighbours": [views.neighbour_body(n) for n in neighbours],
+        }
+
+    @v1.get(
+        "/valuations/{chain_id}/{contract}/{token_id}",
+        summary="The latest stored valuation with its explanation",
+    )
+    def get_valuation(ref: Token) -> dict[str, Any]:
+        with factory() as session:
+            v = queries.latest_valuation(session, ref.chain_id, ref.contract, ref.token_id)
+            if v is None:
+                raise _not_found(f"token {ref.path} has not been valued; POST to request one")
+            return views.valuation_body(v)
+
+    def _request(ref: TokenRef) -> dt.datetime:
+        with factory.begin() as session:
+            requested_at = reads.database_now(session)
+            queries.enqueue(
+                session,
+                "value",
+                "urgent",
+                {
+                    "chain_id": ref.chain_id,
+                    "contract": ref.contract,
+                    "token_id": str(ref.token_id),
+                    "reason": "desk",
+                },
+                dedupe_key=f"desk:{ref.chain_id}:{ref.contract}:{ref.token_id}:{uuid.uuid4()}",
+            )
+        return requested_at
+
+    def _newer(ref: TokenRef, since: dt.datetime) -> dict[str, Any] | None:
+        with factory() as session:
+            v = reads.valuation_since(session, ref.chain_id, ref.contract, ref.token_id, since)
+            return None if v is None else views.valuation_body(v)
+
+    @v1.post(
+        "/valuations/{chain_id}/{contract}/{token_id}",
+        summary="Request a fresh valuation on the urgent queue and wait for it a while",
+        responses={
+            200: {"description": "Valued within `wait` seconds."},
+            202: {"description": "Queued; poll the Location URL."},
+        },
+    )
+    async def post_valuation(
+        ref: Token,
+        wait: Annotated[
+            float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for the result.")
+        ] = 10.0,
+    ) -> JSONResponse:
+        requested_at = await anyio.to_thread.run_sync(_request, ref)
+        deadline = time.monotonic() + wait
+        while True:
+            found = await anyio.to_thread.run_sync(_newer, ref, requested_at)
+            if found is not None:
+                return JSONResponse(found)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(POLL_INTERVAL_S, max(deadline - time.monotonic(), 0)))
+        poll = f"/v1/valuations/{ref.path}"
+        return JSONResponse(
+            {"status": "queued", "requested_at": requested_at.isoformat(), "poll": poll},
+            status_code=202,
+            headers={"Location": poll, "Retry-After": "2"},
+        )
+
+    @v1.get(
+        "/collections/{chain_id}/{contract}/stats",
+        summary="Token and sale counts, 30-day median sale and floor proxy, listings",
+    )
+    def get_collection_stats(
+        ref: CollectionPath,
+        as_of: Annotated[
+            dt.datetime | None, Query(description="End of the 30-day window; default now.")
+        ] = None,
+    ) -> dict[str, Any]:
+        with factory() as session:
+            stats = reads.collection_stats(session, ref.chain_id, ref.contract, as_of)
+        if stats is None:
+            raise _not_found(f"nothing is known about {ref.chain_id}/{ref.contract}")
+        return {"chain_id": ref.chain_id, "contract": ref.contract, **stats.to_dict()}
+
+    app.include_router(v1)
+    return app

@@ -1,0 +1,100 @@
+"""Rows to JSON bodies. Pure: token ids and wei amounts travel as decimal strings (they exceed
+JSON's safe integers), prices also as ETH floats for people."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from store.models import Sale, Token, Valuation
+from store.queries import Neighbour
+
+WEI = Decimal(10**18)
+
+
+def eth(wei: Decimal | int | None) -> float | None:
+    return None if wei is None else float(Decimal(wei) / WEI)
+
+
+def when(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def sale_body(sale: Sale) -> dict[str, Any]:
+    return {
+        "block_number": sale.block_number,
+        "block_time": when(sale.block_time),
+        "tx_hash": sale.tx_hash,
+        "log_index": sale.log_index,
+        "seller": sale.seller,
+        "buyer": sale.buyer,
+        "price_wei": str(int(sale.price_wei)),
+        "price_eth": eth(sale.price_wei) if sale.currency in ("ETH", "WETH") else None,
+        "currency": sale.currency,
+        "marketplace": sale.marketplace,
+        "inferred": sale.inferred,
+    }
+
+
+def token_body(token: Token, sales: list[Sale], image_path: str | None) -> dict[str, Any]:
+    return {
+        "chain_id": token.chain_id,
+        "contract": token.contract,
+        "token_id": str(int(token.token_id)),
+        "owner": token.owner,
+        "minted_block": token.minted_block,
+        "transfer_count": token.transfer_count,
+        "sale_count": token.sale_count,
+        "last_sale": None
+        if token.last_sale_wei is None
+        else {
+            "price_wei": str(int(token.last_sale_wei)),
+            "price_eth": eth(token.last_sale_wei),
+            "at": when(token.last_sale_at),
+        },
+        "metadata_status": token.metadata_status,
+        "token_uri": token.token_uri,
+        "metadata": token.metadata_json,
+        "attributes": token.attributes,
+        "image": {
+            "uri": token.image_uri,
+            "sha256": token.image_sha256,
+            "url": image_path if token.image_sha256 else None,
+        },
+        "error": None
+        if token.error_class is None
+        else {"class": token.error_class, "message": token.error_message},
+        "resolved_at": when(token.resolved_at),
+        "sales": [sale_body(s) for s in sales],
+    }
+
+
+def valuation_body(v: Valuation) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "chain_id": v.chain_id,
+        "contract": v.contract,
+        "token_id": str(int(v.token_id)),
+        "valued_at": when(v.valued_at),
+        "model_version": v.model_version,
+        "price_eth": v.price_eth,
+        "interval_eth": [v.price_low_eth, v.price_high_eth],
+        "p_liquid": v.p_liquid,
+        "confidence": v.confidence,
+        "explanation": v.explanation,
+    }
+
+
+def neighbour_body(n: Neighbour) -> dict[str, Any]:
+    return {
+        "chain_id": n.chain_id,
+        "contract": n.contract,
+        "token_id": str(n.token_id),
+        "image_sha256": n.image_sha256,
+        "similarity": n.similarity,
+        "sale_count": n.sale_count,
+        "transfer_count": n.transfer_count,
+        "last_sale_eth": eth(n.last_sale_wei),
+        "last_sale_at": when(n.last_sale_at),
+    }
