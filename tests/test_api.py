@@ -1,0 +1,329 @@
+"""The HTTP API against the real Postgres: keys, validation, bodies, neighbours from real halfvec
+rows, and the request-and-wait valuation flow with a thread standing in for the worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from nftwatch.api import create_app
+from store import queries
+from store.db import make_engine, make_sessionmaker
+from store.models import Outbox, Sale, Token
+
+KEY = "desk-key-0123456789"
+CHAIN = 1
+CONTRACT = "0x" + "ab" * 20
+OTHER = "0x" + "cd" * 20
+EXTRACTOR = "test-8d"
+WEI = 10**18
+PNG = b"\x89PNG\r\n\x1a\n" + b"fake image bytes"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def client(factory: sessionmaker[Session]) -> Iterator[TestClient]:
+    app = create_app(factory, api_keys=[KEY, "second-key"], chain_id_default=CHAIN)
+    with TestClient(app, headers={"X-API-Key": KEY}) as c:
+        yield c
+
+
+def sha(i: int) -> str:
+    return hashlib.sha256(f"image {i}".encode()).hexdigest()
+
+
+def add_token(session: Session, token_id: int, contract: str = CONTRACT, **extra: Any) -> None:
+    queries.store_media(session, sha(token_id), "image/png", 4, 4, PNG + bytes([token_id % 256]))
+    session.add(
+        Token(
+            chain_id=CHAIN,
+            contract=contract,
+            token_id=Decimal(token_id),
+            owner="0x" + "11" * 20,
+            metadata_status="ok",
+            metadata_json={"name": f"Thing #{token_id}"},
+            attributes=[{"trait_type": "Hat", "value": "Cap"}],
+            image_uri=f"ipfs://cid/{token_id}.png",
+            image_sha256=sha(token_id),
+            **extra,
+        )
+    )
+
+
+def add_sale(session: Session, token_id: int, eth: float, at: dt.datetime, n: int) -> None:
+    session.add(
+        Sale(
+            chain_id=CHAIN,
+            block_number=100 + n,
+            block_hash="0x" + f"{n:064x}",
+            tx_hash="0x" + f"{n + 1000:064x}",
+            log_index=n,
+            block_time=at,
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            seller="0x" + "22" * 20,
+            buyer="0x" + "33" * 20,
+            price_wei=Decimal(int(eth * WEI)),
+            marketplace="test",
+        )
+    )
+
+
+def add_valuation(session: Session, token_id: int, price: float) -> int:
+    return queries.store_valuation(
+        session,
+        chain_id=CHAIN,
+        contract=CONTRACT,
+        token_id=Decimal(token_id),
+        model_version="test-1",
+        p_liquid=0.7,
+        price_eth=price,
+        price_low_eth=price * 0.8,
+        price_high_eth=price * 1.25,
+        confidence=0.6,
+        explanation={"method": "test", "drivers": ["Hat: Cap"]},
+        inputs={},
+    )
+
+
+def test_refuses_to_start_without_keys(factory: sessionmaker[Session]) -> None:
+    with pytest.raises(ValueError, match="no API keys"):
+        create_app(factory, api_keys=[])
+    open_app = create_app(factory, api_keys=[], allow_anonymous=True)
+    with TestClient(open_app) as c:
+        assert c.get(f"/v1/collections/{CHAIN}/{CONTRACT}/stats").status_code == 404
+
+
+def test_every_v1_route_needs_a_valid_key(client: TestClient, factory: sessionmaker) -> None:
+    with factory.begin() as s:
+        add_token(s, 1)
+    spec = client.get("/openapi.json").json()["paths"]
+    routes = [(m, p) for p, item in spec.items() if p.startswith("/v1/") for m in item]
+    assert len(routes) >= 6
+    for method, path in routes:
+        url = path.format(chain_id=CHAIN, contract=CONTRACT, token_id=1)
+        for headers in (
+            {"X-API-Key": ""},
+            {"X-API-Key": "wrong"},
+            {"X-API-Key": "", "Authorization": "Bearer x"},
+            {"X-API-Key": "", "Authorization": f"Basic {KEY}"},
+        ):
+            r = client.request(method.upper(), url, headers=headers)
+            assert r.status_code == 401, (url, headers, r.text)
+    assert client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/1").status_code == 200
+    bearer = client.get(
+        f"/v1/tokens/{CHAIN}/{CONTRACT}/1",
+        headers={"X-API-Key": "", "Authorization": "Bearer second-key"},
+    )
+    assert bearer.status_code == 200
+
+
+def test_healthz_needs_no_key_and_fails_without_database(client: TestClient, db_url: str) -> None:
+    r = client.get("/healthz", headers={"X-API-Key": ""})
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok" and r.json()["database"] == "ok"
+    dead = make_sessionmaker(make_engine("postgresql://nobody@127.0.0.1:1/none"))
+    with TestClient(create_app(dead, api_keys=[KEY])) as c:
+        assert c.get("/healthz").status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        (f"/v1/tokens/{CHAIN}/0x1234/1", "40 hex"),
+        (f"/v1/tokens/{CHAIN}/{'0x' + 'zz' * 20}/1", "40 hex"),
+        (f"/v1/tokens/{CHAIN}/{CONTRACT}/{2**256}", "2**256-1"),
+        (f"/v1/tokens/{CHAIN}/{CONTRACT}/-1", "decimal"),
+        (f"/v1/tokens/{CHAIN}/{CONTRACT}/0x10", "decimal"),
+        (f"/v1/tokens/0/{CONTRACT}/1", "positive"),
+        (f"/v1/tokens/{CHAIN}/{CONTRACT}/1/similar?k=0", "k"),
+        (f"/v1/tokens/{CHAIN}/{CONTRACT}/1/similar?k=101", "k"),
+        (f"/v1/valuations/{CHAIN}/{CONTRACT}/1?wait=31", "wait"),
+    ],
+)
+def test_validation_is_422_with_a_clear_message(client: TestClient, path: str, needle: str) -> None:
+    method = "POST" if "wait=" in path else "GET"
+    r = client.request(method, path)
+    assert r.status_code == 422, r.text
+    assert needle in r.text
+
+
+def test_largest_token_id_and_upper_case_address_are_accepted(
+    client: TestClient, factory: sessionmaker
+) -> None:
+    big = 2**256 - 1
+    with factory.begin() as s:
+        add_token(s, big)
+    r = client.get(f"/v1/tokens/{CHAIN}/{CONTRACT.upper().replace('0X', '0x')}/{big}")
+    assert r.status_code == 200, r.text
+    assert r.json()["token_id"] == str(big) and r.json()["contract"] == CONTRACT
+
+
+def test_token_body_image_and_404s(client: TestClient, factory: sessionmaker) -> None:
+    t0 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+    with factory.begin() as s:
+        add_token(
+            s,
+            7,
+            transfer_count=3,
+            sale_count=2,
+            last_sale_wei=Decimal(2 * WEI),
+            last_sale_at=t0 + dt.timedelta(days=3),
+        )
+        add_sale(s, 7, 1.5, t0, 1)
+        add_sale(s, 7, 2.0, t0 + dt.timedelta(days=3), 2)
+        add_sale(s, 8, 9.0, t0, 3)  # another token's sale stays out
+    body = client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/7").json()
+    assert body["metadata"] == {"name": "Thing #7"}
+    assert body["owner"] == "0x" + "11" * 20
+    assert body["image"]["sha256"] == sha(7) and body["image"]["uri"] == "ipfs://cid/7.png"
+    assert (body["transfer_count"], body["sale_count"]) == (3, 2)
+    assert body["last_sale"]["price_eth"] == 2.0 and body["last_sale"]["price_wei"] == str(2 * WEI)
+    assert [x["price_eth"] for x in body["sales"]] == [2.0, 1.5]
+    image = client.get(body["image"]["url"])
+    assert image.status_code == 200
+    assert image.headers["content-type"] == "image/png"
+    assert image.content == PNG + bytes([7])
+    assert client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/8").status_code == 404
+    assert client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/8/image").status_code == 404
+
+
+def test_valuation_get_is_the_latest_or_404(client: TestClient, factory: sessionmaker) -> None:
+    url = f"/v1/valuations/{CHAIN}/{CONTRACT}/5"
+    assert client.get(url).status_code == 404
+    with factory.begin() as s:
+        add_valuation(s, 5, 1.0)
+    with factory.begin() as s:
+        newest = add_valuation(s, 5, 3.0)
+    body = client.get(url).json()
+    assert body["id"] == newest and body["price_eth"] == 3.0
+    assert body["interval_eth"] == [pytest.approx(2.4), pytest.approx(3.75)]
+    assert body["explanation"] == {"method": "test", "drivers": ["Hat: Cap"]}
+    assert body["token_id"] == "5" and body["model_version"] == "test-1"
+
+
+def test_post_valuation_queues_and_answers_202_when_nothing_values_it(
+    client: TestClient, factory: sessionmaker
+) -> None:
+    with factory.begin() as s:
+        add_valuation(s, 5, 1.0)  # an older valuation is not an answer to a new request
+    r = client.post(f"/v1/valuations/{CHAIN}/{CONTRACT}/5?wait=0")
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/v1/valuations/{CHAIN}/{CONTRACT}/5"
+    r2 = client.post(f"/v1/valuations/{CHAIN}/{CONTRACT}/5?wait=0")
+    assert r2.status_code == 202
+    with factory() as s:
+        rows = list(s.scalars(select(Outbox).order_by(Outbox.id)))
+    assert len(rows) == 2  # each desk request is its own message
+    assert rows[0].task == "value" and rows[0].queue == "urgent"
+    assert rows[0].payload == {
+        "chain_id": CHAIN,
+        "contract": CONTRACT,
+        "token_id": "5",
+        "reason": "desk",
+    }
+    assert rows[0].dedupe_key.startswith(f"desk:{CHAIN}:{CONTRACT}:5:")
+
+
+def test_post_valuation_returns_the_valuation_a_worker_stores(
+    client: TestClient, factory: sessionmaker
+) -> None:
+    stored: list[int] = []
+
+    def worker() -> None:  # stands in for the urgent queue: waits for the message, values
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with factory() as s:
+                queued = s.scalar(select(Outbox.id).where(Outbox.task == "value"))
+            if queued is not None:
+                with factory.begin() as s:
+                    stored.append(add_valuation(s, 5, 4.2))
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    r = client.post(f"/v1/valuations/{CHAIN}/{CONTRACT}/5?wait=25")
+    thread.join()
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == stored[0] and r.json()["price_eth"] == 4.2
+
+
+def test_similar_tokens_from_stored_halfvec_rows(
+    client: TestClient, factory: sessionmaker, engine: Engine
+) -> None:
+    # token 1 points along x; 2 is close to it, 3 farther, 4 opposite; 9 is another collection
+    vecs: dict[int, list[float]] = {
+        1: [1, 0, 0, 0, 0, 0, 0, 0],
+        2: [1, 0.1, 0, 0, 0, 0, 0, 0],
+        3: [1, 1, 1, 0, 0, 0, 0, 0],
+        4: [-1, 0, 0, 0, 0, 0, 0, 0.1],
+        9: [1, 0.05, 0, 0, 0, 0, 0, 0],
+    }
+    with factory.begin() as s:
+        for i in vecs:
+            add_token(s, i, contract=OTHER if i == 9 else CONTRACT)
+        add_token(s, 5)  # an image without a vector
+        queries.store_embeddings(s, EXTRACTOR, "w", "p", [(sha(i), v) for i, v in vecs.items()])
+    queries.ensure_vector_index(engine, EXTRACTOR, 8)
+    base = f"/v1/tokens/{CHAIN}/{CONTRACT}/1/similar"
+    body = client.get(f"{base}?k=3&extractor={EXTRACTOR}").json()
+    assert body["extractor"] == EXTRACTOR and body["dim"] == 8
+    got = [(n["contract"], n["token_id"]) for n in body["neighbours"]]
+    assert got == [(OTHER, "9"), (CONTRACT, "2"), (CONTRACT, "3")]
+    sims = [n["similarity"] for n in body["neighbours"]]
+    assert sims == sorted(sims, reverse=True) and sims[0] > 0.99
+    own = client.get(f"{base}?k=10&same_collection=true").json()
+    assert [n["token_id"] for n in own["neighbours"]] == ["2", "3", "4"]
+    assert client.get(f"{base}?extractor=nope").status_code == 404
+    assert client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/5/similar").status_code == 404
+
+
+def test_collection_stats(client: TestClient, factory: sessionmaker) -> None:
+    end = dt.datetime(2024, 6, 30, tzinfo=dt.UTC)
+    prices = [1.0, 2.0, 3.0, 4.0, 10.0]
+    with factory.begin() as s:
+        queries.upsert_collection(s, CHAIN, CONTRACT, name="Things")
+        for i in range(1, 4):
+            add_token(s, i)
+        for n, p in enumerate(prices):
+            add_sale(s, 1 + n % 3, p, end - dt.timedelta(days=n + 1), n)
+        add_sale(s, 1, 100.0, end - dt.timedelta(days=45), 99)  # outside the window
+    url = f"/v1/collections/{CHAIN}/{CONTRACT}/stats"
+    body = client.get(url, params={"as_of": end.isoformat()}).json()
+    assert body["name"] == "Things"
+    assert (body["token_count"], body["sales_count"], body["listings_count"]) == (3, 6, 0)
+    assert body["window"]["sales"] == 5
+    assert body["median_sale_eth_30d"] == pytest.approx(3.0)
+    # percentile_cont(0.1) over 1,2,3,4,10 interpolates 40% of the way from 1 to 2
+    assert body["floor_proxy_eth_30d"] == pytest.approx(1.4)
+    assert client.get(f"/v1/collections/{CHAIN}/{OTHER}/stats").status_code == 404
+
+
+def test_openapi_documents_every_route_with_a_summary(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ops = [op for item in spec["paths"].values() for op in item.values()]
+    assert len(ops) == 7
+    assert all(op.get("summary") for op in ops)
+    assert client.get("/docs").status_code == 200
