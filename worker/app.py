@@ -6,6 +6,7 @@ Queues: ``resolve`` (I/O bound, many threads), ``embed`` (one solo process per G
 from __future__ import annotations
 
 from celery import Celery
+from kombu import pools as kombu_pools
 
 from worker.config import WorkerConfig
 
@@ -20,6 +21,7 @@ app = Celery("nftwatch", include=["worker.tasks"])
 
 def configure(cfg: WorkerConfig) -> Celery:
     """Point the app at its broker and hand the tasks their configuration."""
+    _drop_connection_pools()
     transport_options: dict[str, object] = {}
     if cfg.broker_url.startswith(("redis://", "rediss://")):
         # longer than the longest task, so an acked-late message is not redelivered while it runs
@@ -45,6 +47,17 @@ def configure(cfg: WorkerConfig) -> Celery:
         nftwatch=cfg.to_dict(),
     )
     return app
+
+
+def _drop_connection_pools() -> None:
+    """Forget pooled broker connections and producers, so that a reconfigured app (a second
+    demo run or test in one process) publishes with its new URL and key prefix. Celery does the
+    same after a fork."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    kombu_pools.reset()
 
 
 def prepare_broker(celery: Celery) -> None:
