@@ -551,6 +551,19 @@ def api(
         )
 
 
+def _register_command_modules() -> None:
+    import importlib
+    import pkgutil
+
+    import nftwatch.commands as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+_register_command_modules()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
