@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from nftvision.errors import InvalidJSON, InvalidShape
 
@@ -50,6 +53,23 @@ def looks_like_html(text: str) -> bool:
     )
 
 
+MAX_NESTING = 256
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = str.maketrans({"[": "(", "{": "(", "]": ")", "}": ")"})
+
+
+def _max_nesting(text: str) -> int:
+    """Deepest bracket nesting outside strings. Checked before ``json.loads``: its C scanner
+    recurses per level and, when the interpreter's recursion limit has been raised, a hostile
+    document crashes the process instead of raising RecursionError."""
+    skeleton = _JSON_STRING.sub("", text)
+    if "[" not in skeleton and "{" not in skeleton:
+        return 0
+    arr = np.frombuffer(skeleton.translate(_BRACKETS).encode("utf-8", "replace"), dtype=np.uint8)
+    steps = (arr == ord("(")).astype(np.int32) - (arr == ord(")")).astype(np.int32)
+    return int(np.cumsum(steps).max(initial=0))
+
+
 def parse_metadata(raw: bytes) -> ParsedMetadata:
     text, latin1 = decode_text(raw)
     stripped = text.strip().lstrip("\ufeff")
@@ -58,6 +78,8 @@ def parse_metadata(raw: bytes) -> ParsedMetadata:
     if stripped.startswith("<"):
         kind = "HTML" if looks_like_html(stripped) else "markup"
         raise InvalidJSON(f"metadata is {kind}, not JSON: {stripped[:60]!r}")
+    if _max_nesting(stripped) > MAX_NESTING:
+        raise InvalidJSON(f"metadata JSON nests deeper than {MAX_NESTING} levels")
     try:
         value = json.loads(stripped)
     except RecursionError:
