@@ -46,14 +46,35 @@ def config(as_json: JsonFlag = False) -> None:
 
 
 @db_cli.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: str = "head",
+    vector_indexes: Annotated[
+        bool, typer.Option(help="Also create the configured extractors' vector indexes.")
+    ] = True,
+) -> None:
     """Apply migrations (the embedded database is started when DATABASE_URL is unset)."""
     from nftwatch.runtime import open_resources
     from store.db import current_revision, upgrade
 
-    with open_resources(_settings()) as res:
+    s = _settings()
+    with open_resources(s) as res:
         upgrade(res.database_url, revision)
         typer.echo(f"database at revision {current_revision(res.database_url)}")
+        if vector_indexes:
+            _create_vector_indexes(res.engine, s.extractors)
+
+
+def _create_vector_indexes(engine: Any, extractors: tuple[str, ...]) -> None:
+    """One HNSW index per configured extractor, created here because migrations run as the
+    table owner (a least-privilege worker role may not create indexes)."""
+    from nftvision.extractors import get_extractor
+    from store.queries import ensure_vector_index
+
+    for name in extractors:
+        # the width is the architecture's: build it without weights to read it
+        dim = get_extractor(name if name in ("raw-rgb-v1", "gradient-v1") else f"{name}:random").dim
+        ensure_vector_index(engine, name, dim)
+        typer.echo(f"vector index for {name} ({dim}-d) present")
 
 
 @cli.command()

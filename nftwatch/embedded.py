@@ -59,7 +59,8 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 self._server.cleanup()  # type: ignore[attr-defined]
             self._server = None
 
