@@ -208,32 +208,46 @@ def mark_failed(
 # ---------------------------------------------------------------- embeddings
 
 _SAFE_NAME = re.compile(r"[^a-z0-9]+")
+HALFVEC_MAX_DIM = 4000  # pgvector indexes halfvec up to this width
 
 
 def vector_index_name(extractor: str) -> str:
     return "ix_embeddings_hnsw_" + _SAFE_NAME.sub("_", extractor.lower()).strip("_")
 
 
-def ensure_vector_index(engine: Engine, extractor: str, dim: int) -> None:
+def ensure_vector_index(
+    engine: Engine, extractor: str, dim: int, *, m: int = 16, ef_construction: int = 64
+) -> bool:
     """An HNSW cosine index per extractor: a partial expression index casting to its width.
+    Returns whether it had to be created.
 
     halfvec indexes up to 4,000 dimensions; wider vectors are indexed by their binary
-    quantisation and re-ranked exactly (see :func:`nearest`)."""
+    quantisation (Hamming distance) and re-ranked exactly (see :func:`nearest`). The catalogue is
+    read first: an application role that does not own the table may not even run
+    ``CREATE INDEX IF NOT EXISTS``, so an existing index must never reach that statement."""
     name = vector_index_name(extractor)
+    exists = text("SELECT 1 FROM pg_indexes WHERE indexname = :n AND tablename = 'embeddings'")
+    with engine.connect() as conn:
+        if conn.execute(exists, {"n": name}).first() is not None:
+            return False
     literal = extractor.replace("'", "''")
-    if dim <= 4000:
+    if dim <= HALFVEC_MAX_DIM:
         expr = f"(vec::halfvec({dim})) halfvec_cosine_ops"
     else:
         expr = f"(binary_quantize(vec)::bit({dim})) bit_hamming_ops"
     with engine.begin() as conn:
         # IF NOT EXISTS alone races between workers: serialise on a lock named after the index
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+        if conn.execute(exists, {"n": name}).first() is not None:
+            return False
         conn.execute(
             text(
                 f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ({expr}) "
+                f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) "
                 f"WHERE extractor = '{literal}'"
             )
         )
+    return True
 
 
 def store_embeddings(
@@ -305,12 +319,17 @@ def nearest(
     k: int = 10,
     chain_id: int | None = None,
     contract: str | None = None,
+    ef_search: int = 100,
+    rerank: int = 10,
 ) -> list[Neighbour]:
     """The k tokens whose images are nearest by cosine, within one collection when ``contract``
     is given, excluding tokens that share the query image. Uses the extractor's HNSW index with
-    pgvector's iterative scan so that the collection filter still returns k rows."""
+    pgvector's iterative scan so that the collection filter still returns k rows.
+
+    Vectors wider than halfvec's index limit are searched by their binary quantisation: the
+    ``rerank × k`` nearest by Hamming distance are fetched through the index, then ordered by
+    exact cosine on the full vectors."""
     session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    session.execute(text("SET LOCAL hnsw.ef_search = 100"))
     filters = ["e.extractor = :extractor", "e.image_sha256 <> :sha"]
     params: dict[str, Any] = {"extractor": extractor, "sha": image_sha256, "k": k}
     if contract is not None:
@@ -319,22 +338,42 @@ def nearest(
     if chain_id is not None:
         filters.append("t.chain_id = :chain_id")
         params["chain_id"] = chain_id
-    cast = f"halfvec({dim})" if dim <= 4000 else None
-    if cast is None:
-        raise ValueError(f"{extractor}: vectors of {dim} dims need the binary-quantised search")
-    sql = text(
-        f"""
+    where = " AND ".join(filters)
+    columns = "t.chain_id, t.contract, t.token_id, t.last_sale_wei, t.last_sale_at, " + (
+        "t.sale_count, t.transfer_count"
+    )
+    if dim <= HALFVEC_MAX_DIM:
+        cast = f"halfvec({dim})"
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
+        sql = f"""
         WITH q AS (SELECT vec::{cast} AS v FROM embeddings
                    WHERE image_sha256 = :sha AND extractor = :extractor)
-        SELECT t.chain_id, t.contract, t.token_id, e.image_sha256,
-               1 - (e.vec::{cast} <=> q.v) AS similarity,
-               t.last_sale_wei, t.last_sale_at, t.sale_count, t.transfer_count
+        SELECT {columns}, e.image_sha256, 1 - (e.vec::{cast} <=> q.v) AS similarity
         FROM q, embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
-        WHERE {" AND ".join(filters)}
+        WHERE {where}
         ORDER BY e.vec::{cast} <=> q.v
         LIMIT :k
         """
-    )
+    else:
+        bits = f"binary_quantize(e.vec)::bit({dim})"
+        params["candidates"] = candidates = max(k * rerank, k)
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), candidates)}"))
+        # the inner ORDER BY must be the indexed expression itself for HNSW to serve it
+        sql = f"""
+        WITH q AS (SELECT vec AS v, binary_quantize(vec)::bit({dim}) AS b FROM embeddings
+                   WHERE image_sha256 = :sha AND extractor = :extractor),
+        c AS MATERIALIZED (
+            SELECT {columns}, e.image_sha256, e.vec
+            FROM q, embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
+            WHERE {where}
+            ORDER BY {bits} <~> q.b
+            LIMIT :candidates
+        )
+        SELECT c.*, 1 - (c.vec <=> q.v) AS similarity
+        FROM c, q
+        ORDER BY c.vec <=> q.v
+        LIMIT :k
+        """
     return [
         Neighbour(
             chain_id=r.chain_id,
@@ -347,7 +386,7 @@ def nearest(
             sale_count=r.sale_count,
             transfer_count=r.transfer_count,
         )
-        for r in session.execute(sql, params)
+        for r in session.execute(text(sql), params)
     ]
 
 

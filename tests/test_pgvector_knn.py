@@ -1,0 +1,150 @@
+"""kNN in pgvector: halfvec HNSW and binary-quantised HNSW with exact re-ranking (4096-d), within
+and across collections, checked against exact numpy search; index creation by a role that does
+not own the table."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.orm import Session
+
+from store import queries
+from store.db import make_engine, make_sessionmaker
+from store.models import Media, Token
+
+CHAIN = 1
+A = "0x" + "a" * 40
+B = "0x" + "b" * 40
+
+
+def sha(i: int) -> str:
+    return hashlib.sha256(str(i).encode()).hexdigest()
+
+
+def clustered(n: int, dim: int, centres: int, seed: int, relu: bool) -> np.ndarray:
+    """Unit vectors around a few centres; with ``relu`` all non-negative and sparse, like fc7."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, dim))
+    x = c[rng.integers(0, centres, n)] + 0.8 * rng.normal(size=(n, dim))
+    if relu:
+        x = np.maximum(x, 0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    # what halfvec stores, so that the exact answer is computed on the same numbers
+    return x.astype(np.float16).astype(np.float32)
+
+
+def load(session: Session, vecs: np.ndarray, extractor: str) -> None:
+    for i in range(len(vecs)):
+        session.add(Media(sha256=sha(i), mime="image/png", width=1, height=1, size=0, content=b""))
+    session.flush()
+    for i in range(len(vecs)):
+        session.add(
+            Token(
+                chain_id=CHAIN,
+                contract=A if i % 2 == 0 else B,
+                token_id=Decimal(i),
+                image_sha256=sha(i),
+            )
+        )
+    queries.store_embeddings(
+        session, extractor, "w", "p", [(sha(i), v) for i, v in enumerate(vecs)]
+    )
+
+
+def exact(vecs: np.ndarray, q: int, k: int, members: np.ndarray) -> list[int]:
+    sims = vecs @ vecs[q]
+    order = [int(i) for i in np.argsort(-sims, kind="stable") if i != q and members[i]]
+    return order[:k]
+
+
+@pytest.mark.parametrize(("dim", "extractor"), [(64, "small-v1"), (4096, "vgg-like-v1")])
+def test_nearest_matches_exact_search_within_and_across(
+    db_url: str, dim: int, extractor: str
+) -> None:
+    n, k = 240, 10
+    vecs = clustered(n, dim, centres=6, seed=dim, relu=dim > 4000)
+    engine = make_engine(db_url)
+    factory = make_sessionmaker(engine)
+    with factory.begin() as s:
+        load(s, vecs, extractor)
+    assert queries.ensure_vector_index(engine, extractor, dim) is True
+    assert queries.ensure_vector_index(engine, extractor, dim) is False  # found in the catalogue
+    in_a = np.arange(n) % 2 == 0
+    everyone = np.ones(n, dtype=bool)
+    hits = total = 0
+    for q in range(0, n, 24):
+        for contract, members in ((None, everyone), (A, in_a)):
+            with factory.begin() as s:
+                got = queries.nearest(
+                    s, extractor=extractor, dim=dim, image_sha256=sha(q), k=k, contract=contract
+                )
+            assert len(got) == k
+            assert sha(q) not in {g.image_sha256 for g in got}
+            if contract is not None:
+                assert {g.contract for g in got} == {A}
+            sims = [g.similarity for g in got]
+            assert sims == sorted(sims, reverse=True)
+            want = exact(vecs, q, k, members)
+            # the returned similarities are the true cosines of the returned vectors
+            ids = [int(g.token_id) for g in got]
+            assert np.allclose(sims, vecs[ids] @ vecs[q], atol=2e-3)
+            hits += len(set(ids) & set(want))
+            total += k
+    assert hits / total >= 0.9
+    engine.dispose()
+
+
+def test_binary_quantised_search_uses_its_index(db_url: str) -> None:
+    dim, extractor = 4096, "vgg-like-v1"
+    engine = make_engine(db_url)
+    factory = make_sessionmaker(engine)
+    with factory.begin() as s:
+        load(s, clustered(40, dim, centres=2, seed=1, relu=True), extractor)
+    queries.ensure_vector_index(engine, extractor, dim)
+    name = queries.vector_index_name(extractor)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                text(
+                    f"EXPLAIN SELECT image_sha256 FROM embeddings e WHERE extractor = :x "
+                    f"ORDER BY binary_quantize(e.vec)::bit({dim}) <~> "
+                    f"(SELECT binary_quantize(vec)::bit({dim}) FROM embeddings LIMIT 1) LIMIT 5"
+                ),
+                {"x": extractor},
+            )
+        )
+    assert name in plan
+    engine.dispose()
+
+
+def test_index_check_works_for_a_role_that_does_not_own_the_table(db_url: str) -> None:
+    owner = create_engine(db_url)
+    with owner.begin() as conn:
+        conn.execute(text("DROP ROLE IF EXISTS knn_app"))
+        conn.execute(text("CREATE ROLE knn_app LOGIN"))
+        conn.execute(text("GRANT USAGE ON SCHEMA public TO knn_app"))
+        conn.execute(text("GRANT SELECT, INSERT ON embeddings TO knn_app"))
+    app_url = make_url(db_url).set(username="knn_app", password=None)
+    app = create_engine(app_url)
+    try:
+        queries.ensure_vector_index(owner, "owned-v1", 8)
+        # the index exists: the app role finds it and never reaches CREATE INDEX
+        assert queries.ensure_vector_index(app, "owned-v1", 8) is False
+        # a missing index is the owner's job: the app role's attempt fails loudly, not silently
+        with pytest.raises(ProgrammingError):
+            queries.ensure_vector_index(app, "other-v1", 8)
+    finally:
+        app.dispose()
+        with owner.begin() as conn:
+            conn.execute(text("REVOKE ALL ON embeddings FROM knn_app"))
+            conn.execute(text("REVOKE ALL ON SCHEMA public FROM knn_app"))
+            conn.execute(text("DROP ROLE knn_app"))
+        owner.dispose()
