@@ -33,10 +33,13 @@ ENV_VARS: dict[str, str] = {
     "NFTWATCH_API_KEYS": "api_keys",
     "NFTWATCH_LOG_LEVEL": "log_level",
     "NFTWATCH_REDIS_PREFIX": "redis_key_prefix",
+    "NFTWATCH_METRICS_HOST": "metrics_host",
+    "NFTWATCH_METRICS_PORT": "metrics_port",
+    "NFTWATCH_RESEND_AFTER": "resend_after",
 }
 
 _LIST_FIELDS = {"collections", "ipfs_gateways", "allow_hosts", "extractors", "api_keys"}
-_INT_FIELDS = {"chain_id", "confirmations", "api_port"}
+_INT_FIELDS = {"chain_id", "confirmations", "api_port", "metrics_port", "resend_after"}
 _SECRET_FIELDS = {"api_keys"}
 
 
@@ -65,6 +68,11 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     log_level: str = "INFO"
     redis_key_prefix: str | None = None  # isolates deployments sharing one Redis
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = (
+        9464  # /metrics and /healthz of `nftwatch run`; workers take the next; 0: off
+    )
+    resend_after: int = 900  # seconds before a sent but unfinished outbox row is sent again
 
     @property
     def embedded_database(self) -> bool:
