@@ -1,5 +1,6 @@
 """Starts and stops the child processes of a service (Celery workers), so that Ctrl-C or SIGTERM
-leaves nothing behind."""
+leaves nothing behind. Each child learns the supervisor's pid (``NFTWATCH_SUPERVISOR_PID``) and
+asks the kernel for SIGTERM when its parent dies, so even a SIGKILLed service leaves no orphans."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    restarts: int = 0
 
 
 @dataclass
@@ -28,20 +32,35 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
 
     def start_worker(self, name: str, env: dict[str, str], *args: str) -> Child:
+        child = Child(name, self._spawn(name, env, args), self.log_dir / f"{name}.log", env, args)
+        self.children.append(child)
+        return child
+
+    def _spawn(
+        self, name: str, env: dict[str, str], args: tuple[str, ...]
+    ) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        log = log_path.open("ab")
+        log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "nftwatch.cli", "worker", *args],
-            env={**os.environ, **env},
+            env={**os.environ, **env, "NFTWATCH_SUPERVISOR_PID": str(os.getpid())},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
-        child = Child(name, process, log_path)
-        self.children.append(child)
-        return child
+        return process
+
+    def restart_dead(self) -> list[str]:
+        """Start again every child that exited (a crash, the OOM killer); returns their names.
+        Their unfinished messages come back through the broker or the outbox's resend."""
+        restarted = []
+        for child in self.children:
+            if child.process.poll() is not None:
+                child.process = self._spawn(child.name, child.env, child.args)
+                child.restarts += 1
+                restarted.append(child.name)
+        return restarted
 
     def check(self) -> None:
         """Raise if a child died, naming its log."""
