@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Start embedded Postgres, anvil and a local IPFS gateway, with kombu's SQLAlchemy transport
     on that Postgres as the broker (or CELERY_BROKER_URL when set), then run the story."""
+    _interrupt_on_signals()
     console = Console(stderr=as_json)
     demo_dir = settings.data_dir / "demo"
     out_dir = out_dir or demo_dir
@@ -208,6 +210,18 @@ def run_story(
         follower_thread.join(timeout=5)
         dispatcher.join(timeout=5)
     return summary
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both unwind through the clean-up below, even where the parent shell
+    started us with SIGINT ignored (a background job)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 @contextlib.contextmanager
