@@ -8,13 +8,20 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+import redis
+from prometheus_client import CollectorRegistry
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.follower import Follower
 from listeners.rpc import Rpc
+from nftwatch.observability.logs import setup_logging
+from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths, sql_queue_depths
+from nftwatch.observability.server import MetricsServer
 from nftwatch.runtime import Resources
 from nftwatch.supervisor import Supervisor
 from store import queries
@@ -44,16 +51,100 @@ def sweep_retries(factory: sessionmaker[Session], now: dt.datetime, limit: int =
     return len(rows)
 
 
-def _sweeper(factory: sessionmaker[Session], stop: threading.Event, interval: float) -> None:
+# A sent row whose work is still undone after ``resend_after`` lost its message: Redis restarted
+# without persistence, or a worker was SIGKILLed and its acked-late message waits out the
+# visibility timeout. Sending it again is safe because every task is idempotent.
+_RESEND = text(
+    """
+    UPDATE outbox o SET sent_at = NULL
+    WHERE o.sent_at < :cutoff AND o.attempts < :max_attempts AND (
+      (o.task = 'resolve' AND EXISTS (
+        SELECT 1 FROM tokens t
+        WHERE t.chain_id = (o.payload->>'chain_id')::bigint
+          AND t.contract = o.payload->>'contract'
+          AND t.token_id = (o.payload->>'token_id')::numeric
+          AND t.metadata_status = 'pending'))
+      OR (o.task = 'embed' AND (
+        SELECT count(*) FROM embeddings e
+        WHERE e.image_sha256 = o.payload->>'image_sha256' AND e.extractor IN :extractors
+      ) < :n_extractors)
+    )
+    """
+).bindparams(bindparam("extractors", expanding=True))
+
+
+def resend_unfinished(
+    factory: sessionmaker[Session],
+    now: dt.datetime,
+    resend_after: float,
+    extractors: tuple[str, ...],
+    max_attempts: int = 20,
+) -> int:
+    """Mark unsent again the outbox rows sent more than ``resend_after`` seconds ago whose work
+    is not done (token still pending, image short of an extractor's embedding); the dispatcher
+    sends them again. Returns how many."""
+    cutoff = now - dt.timedelta(seconds=resend_after)
+    with factory.begin() as s:
+        result = s.execute(
+            _RESEND,
+            {
+                "cutoff": cutoff,
+                "max_attempts": max_attempts,
+                "extractors": list(extractors),
+                "n_extractors": len(extractors),
+            },
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _sweeper(
+    factory: sessionmaker[Session],
+    stop: threading.Event,
+    interval: float,
+    resend_after: float = 900.0,
+    extractors: tuple[str, ...] = (),
+) -> None:
     while not stop.wait(interval):
         try:
-            sweep_retries(factory, dt.datetime.now(dt.UTC))
+            now = dt.datetime.now(dt.UTC)
+            sweep_retries(factory, now)
+            if extractors:
+                resent = resend_unfinished(factory, now, resend_after, extractors)
+                if resent:
+                    log.warning("re-sending %d outbox rows whose work never finished", resent)
         except Exception:  # the database is restarting: try again next round
             log.exception("retry sweep failed")
 
 
-def run_service(res: Resources, *, with_workers: bool, poll_interval: float = 1.0) -> None:
+def _resilient(name: str, target: Callable[[], None], stop: threading.Event) -> Callable[[], None]:
+    """Run ``target`` until ``stop``; an unexpected exception (the database restarting, the node
+    gone) is logged and the loop restarted after a pause instead of ending the thread."""
+
+    def loop() -> None:
+        pause = 1.0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                target()
+            except Exception:
+                log.exception("%s failed; restarting it", name)
+            if time.monotonic() - started > 60:
+                pause = 1.0
+            stop.wait(pause)
+            pause = min(pause * 2, 30.0)
+
+    return loop
+
+
+def run_service(
+    res: Resources,
+    *,
+    with_workers: bool,
+    poll_interval: float = 1.0,
+    sweep_interval: float = 30.0,
+) -> None:
     s = res.settings
+    setup_logging(s.log_level)
     if not s.rpc_url:
         raise ValueError("ETH_RPC_URL is not set: nftwatch run needs a node to follow")
     rpc = Rpc(s.rpc_url)
@@ -69,21 +160,31 @@ def run_service(res: Resources, *, with_workers: bool, poll_interval: float = 1.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     follower = Follower(rpc, res.factory, chain_id, addresses, confirmations=s.confirmations)
+    send = celery_sender(app)
     threads: list[threading.Thread] = [
-        threading.Thread(target=follower.run, args=(stop, poll_interval), name="follower"),
         threading.Thread(
-            target=run_dispatcher, args=(res.factory, celery_sender(app), stop), name="dispatcher"
+            target=_resilient("follower", lambda: follower.run(stop, poll_interval), stop),
+            name="follower",
         ),
-        threading.Thread(target=_sweeper, args=(res.factory, stop, 30.0), name="retry-sweep"),
+        threading.Thread(
+            target=_resilient("dispatcher", lambda: run_dispatcher(res.factory, send, stop), stop),
+            name="dispatcher",
+        ),
+        threading.Thread(
+            target=_sweeper,
+            args=(res.factory, stop, sweep_interval, float(s.resend_after), cfg.extractors),
+            name="retry-sweep",
+        ),
     ]
     supervisor = Supervisor(s.data_dir / "logs")
+    metrics = _metrics_server(res, chain_id, threads)
     try:
         if with_workers:
             env = _env(cfg, chain_id, s.rpc_url)
             rpc_arg = f"--rpc={chain_id}={s.rpc_url}"
             supervisor.start_worker(
                 "resolve-worker",
-                env,
+                _metrics_env(env, s.metrics_port, 1),
                 "--queues",
                 "urgent,resolve",
                 "--pool",
@@ -93,7 +194,13 @@ def run_service(res: Resources, *, with_workers: bool, poll_interval: float = 1.
                 rpc_arg,
             )
             supervisor.start_worker(
-                "embed-worker", env, "--queues", "embed", "--pool", "solo", rpc_arg
+                "embed-worker",
+                _metrics_env(env, s.metrics_port, 2),
+                "--queues",
+                "embed",
+                "--pool",
+                "solo",
+                rpc_arg,
             )
         for t in threads:
             t.start()
@@ -103,14 +210,81 @@ def run_service(res: Resources, *, with_workers: bool, poll_interval: float = 1.
             "all contracts" if not addresses else f"{len(addresses)} collections",
         )
         while not stop.wait(2.0):
-            supervisor.check()
+            for name in supervisor.restart_dead():
+                log.error("%s exited; started it again", name)
+        log.info("stopping: the follower and dispatcher finish their batch, workers their tasks")
     finally:
         stop.set()
         for t in threads:
             if t.is_alive():
-                t.join(timeout=10)
-        supervisor.stop_all()
+                t.join(timeout=30)
+        # acked-late messages of a task cut short go back to the broker, or come back by resend
+        supervisor.stop_all(timeout=30)
+        if metrics is not None:
+            metrics.stop()
         rpc.close()
+        log.info("stopped")
+
+
+def _metrics_env(env: dict[str, str], port: int, offset: int) -> dict[str, str]:
+    return {**env, "NFTWATCH_METRICS_PORT": str(port + offset if port else 0)}
+
+
+def _metrics_server(
+    res: Resources, chain_id: int, threads: list[threading.Thread]
+) -> MetricsServer | None:
+    s = res.settings
+    if not s.metrics_port:
+        return None
+    assert s.rpc_url is not None
+    head_rpc = Rpc(s.rpc_url, timeout=5.0)
+
+    def head() -> tuple[int, int]:
+        number = head_rpc.get_block_number()
+        block = head_rpc.get_block(number)
+        return number, block.timestamp if block is not None else int(time.time())
+
+    registry = CollectorRegistry()
+    registry.register(
+        ServiceCollector(
+            res.factory,
+            chain_id,
+            head,
+            _queue_depths(res.broker_url, s.redis_key_prefix, res.factory),
+        )
+    )
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        alive = {t.name: t.is_alive() for t in threads}
+        try:
+            with res.factory() as session:
+                session.execute(text("SELECT 1"))
+            database = True
+        except Exception:
+            database = False
+        return all(alive.values()) and database, {"threads": alive, "database": database}
+
+    server = MetricsServer(registry, health, host=s.metrics_host, port=s.metrics_port)
+    try:
+        server.start()
+    except OSError as exc:  # a busy port must not keep the service from running
+        log.warning("metrics not served on port %d: %s", s.metrics_port, exc)
+        return None
+    return server
+
+
+def _queue_depths(
+    broker_url: str, prefix: str | None, factory: sessionmaker[Session]
+) -> Callable[[], dict[str, int]]:
+    if broker_url.startswith(("redis://", "rediss://")):
+        client = redis.Redis.from_url(broker_url, socket_timeout=5)
+        return lambda: redis_queue_depths(client, prefix)
+
+    def sql() -> dict[str, int]:
+        with factory() as session:
+            return sql_queue_depths(session)
+
+    return sql
 
 
 def _env(cfg: Any, chain_id: int, rpc_url: str) -> dict[str, str]:
