@@ -141,7 +141,7 @@ def run_service(
     *,
     with_workers: bool,
     poll_interval: float = 1.0,
-    sweep_interval: float = 30.0,
+    sweep_interval: float | None = None,
 ) -> None:
     s = res.settings
     setup_logging(s.log_level)
@@ -172,7 +172,13 @@ def run_service(
         ),
         threading.Thread(
             target=_sweeper,
-            args=(res.factory, stop, sweep_interval, float(s.resend_after), cfg.extractors),
+            args=(
+                res.factory,
+                stop,
+                sweep_interval or min(30.0, max(1.0, s.resend_after / 3)),
+                float(s.resend_after),
+                cfg.extractors,
+            ),
             name="retry-sweep",
         ),
     ]
