@@ -3,8 +3,6 @@ queue follow-up work through the outbox in the same transaction as their results
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import logging
 from typing import Any
 
@@ -14,12 +12,9 @@ from sqlalchemy.exc import OperationalError
 import nftvision.errors as vision_errors
 import worker.errors as worker_errors
 from store import queries
-from store.models import Collection
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, app
-from worker.backoff import next_retry
 from worker.context import WorkerContext, context_from
-from worker.contract_reads import read_token_uris
-from worker.errors import WorkerError
+from worker.resolving import resolve_batch
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +36,17 @@ def _ctx() -> WorkerContext:
 
 
 @app.task(name=RESOLVE_TASK, bind=True, **RETRY_POLICY)
-def resolve_tokens(self: Task, chain_id: int, contract: str, token_ids: list[str]) -> int:
-    """Resolve a batch of tokens of one contract; returns how many resolved."""
-    return resolve_batch(_ctx(), chain_id, contract, [int(t) for t in token_ids])
+def resolve_tokens(
+    self: Task,
+    chain_id: int,
+    contract: str,
+    token_ids: list[str],
+    blocks: dict[str, int] | None = None,
+) -> int:
+    """Resolve a batch of tokens of one contract (``blocks``: token id -> the event's block,
+    where its tokenURI is read); returns how many resolved."""
+    at = {int(t): int(b) for t, b in (blocks or {}).items()}
+    return resolve_batch(_ctx(), chain_id, contract, [int(t) for t in token_ids], blocks=at)
 
 
 @app.task(name=EMBED_TASK, bind=True, **RETRY_POLICY)
@@ -63,131 +66,52 @@ def value_token(self: Task, chain_id: int, contract: str, token_id: str, **reaso
 # ------------------------------------------------------------------ the work itself
 
 
-def resolve_batch(ctx: WorkerContext, chain_id: int, contract: str, token_ids: list[int]) -> int:
-    from nftvision.errors import NftVisionError
-    from nftvision.resolve import FetchPolicy, Resolver, resolve_many
-
-    contract = contract.lower()
-    with ctx.factory() as session:
-        standard = (
-            session.query(Collection.standard)
-            .filter(Collection.chain_id == chain_id, Collection.address == contract)
-            .scalar()
-        ) or "erc721"
-    uris = read_token_uris(ctx.rpc_url(chain_id), contract, token_ids, standard=standard)
-    to_fetch = [(uri, tid) for tid, uri in uris.items() if isinstance(uri, str)]
-    policy = FetchPolicy(
-        gateways=ctx.config.ipfs_gateways,
-        ipfs_api_url=ctx.config.ipfs_api_url,
-        allow_hosts=frozenset(ctx.config.allow_hosts),
-    )
-
-    async def fetch() -> list[Any]:
-        async with Resolver(policy) as resolver:
-            return await resolve_many(resolver, to_fetch, ctx.config.resolve_concurrency)
-
-    results = asyncio.run(fetch()) if to_fetch else []
-    outcomes: dict[int, Any] = {tid: err for tid, err in uris.items() if not isinstance(err, str)}
-    outcomes.update({tid: res for (_, tid), res in zip(to_fetch, results, strict=True)})
-    now = dt.datetime.now(dt.UTC)
-    resolved = 0
-    with ctx.factory.begin() as session:
-        for tid in token_ids:
-            outcome = outcomes[tid]
-            if isinstance(outcome, (NftVisionError, WorkerError)):
-                _record_failure(session, ctx, chain_id, contract, tid, uris[tid], outcome, now)
-                continue
-            media = outcome.media
-            if media is not None:
-                queries.store_media(
-                    session, media.sha256, media.mime, media.width, media.height, media.data
-                )
-                queries.enqueue(
-                    session,
-                    "embed",
-                    "embed",
-                    {"image_sha256": media.sha256},
-                    dedupe_key=f"embed:{media.sha256}:{','.join(ctx.config.extractors)}",
-                )
-            uri = uris[tid]
-            queries.mark_resolved(
-                session,
-                chain_id,
-                contract,
-                tid,
-                queries.ResolvedToken(
-                    token_uri=uri if isinstance(uri, str) else "",
-                    metadata=outcome.metadata,
-                    attributes=outcome.attributes,
-                    image_uri=outcome.image_uri,
-                    image_sha256=media.sha256 if media is not None else None,
-                ),
-            )
-            resolved += 1
-    return resolved
-
-
-def _record_failure(
-    session: Any,
-    ctx: WorkerContext,
-    chain_id: int,
-    contract: str,
-    token_id: int,
-    uri: Any,
-    error: Any,
-    now: dt.datetime,
-) -> None:
-    row = queries.token(session, chain_id, contract, token_id)
-    attempts = (row.attempts if row is not None else 0) + 1
-    exhausted = not error.retryable or attempts >= ctx.config.max_attempts
-    retry_at = (
-        None
-        if exhausted
-        else next_retry(attempts, now=now, retry_after=getattr(error, "retry_after", None))
-    )
-    stage = "token_uri" if isinstance(error, WorkerError) else "metadata"
-    queries.mark_failed(
-        session,
-        chain_id,
-        contract,
-        token_id,
-        stage=stage,
-        uri=uri if isinstance(uri, str) else None,
-        error_class=error.code,
-        message=str(error),
-        retryable=error.retryable,
-        next_retry_at=retry_at,
-        exhausted=exhausted,
-    )
-    log.info("token %s/%s: %s %s", contract, token_id, error.code, error)
-
-
 def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
+    """Embed stored images with every configured extractor; returns how many vectors it stored.
+
+    One read (what is missing, then those images' bytes), decoding in a thread pool that runs
+    ahead of the model chunk by chunk, and one write transaction for every vector."""
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    from nftvision.extractors.base import chunks
     from nftvision.media import decode_media
 
-    stored = 0
+    names = list(ctx.config.extractors)
     with ctx.factory() as session:
-        contents = queries.media_content(session, image_sha256s)
-    images = {}
-    for sha, content in contents.items():
+        todo = {n: set(queries.missing_embeddings(session, n, image_sha256s)) for n in names}
+        wanted = [s for s in dict.fromkeys(image_sha256s) if any(s in t for t in todo.values())]
+        contents = queries.media_content(session, wanted) if wanted else {}
+    shas = [s for s in wanted if s in contents]
+    if not shas:
+        return 0
+
+    def decode(sha: str) -> Any:
         try:
-            images[sha] = decode_media(content).image
+            return decode_media(contents[sha]).image
         except Exception as exc:  # stored media decoded once already; record and move on
             log.warning("image %s no longer decodes: %s", sha, exc)
-    for name in ctx.config.extractors:
-        extractor = ctx.extractor(name)
-        with ctx.factory() as session:
-            todo = queries.missing_embeddings(session, name, list(images))
-        if not todo:
-            continue
-        vectors = extractor.embed([images[s] for s in todo])
-        ctx.ensure_index(name, extractor.dim)
-        with ctx.factory.begin() as session:
-            stored += queries.store_embeddings(
-                session,
-                name,
-                extractor.weights,
-                extractor.preprocess_version,
-                zip(todo, vectors.tolist(), strict=True),
+            return None
+
+    models = {n: ctx.extractor(n) for n in names}
+    rows: dict[str, list[tuple[str, list[float]]]] = {n: [] for n in names}
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="embed-decode") as pool:
+        decoded = pool.map(decode, shas)  # submitted at once: decoding runs ahead of the model
+        for part in chunks(shas, EMBED_CHUNK):
+            ready = zip(part, islice(decoded, len(part)), strict=True)
+            images = {s: im for s, im in ready if im is not None}
+            for n in names:
+                keys = [s for s in images if s in todo[n]]
+                if keys:
+                    vectors = models[n].embed([images[s] for s in keys], batch_size=EMBED_CHUNK)
+                    rows[n].extend(zip(keys, vectors.tolist(), strict=True))
+    for n in names:
+        if rows[n]:
+            ctx.ensure_index(n, models[n].dim)
+    with ctx.factory.begin() as session:
+        return sum(
+            queries.store_embeddings(
+                session, n, models[n].weights, models[n].preprocess_version, rows[n]
             )
-    return stored
+            for n in names
+        )
