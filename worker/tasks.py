@@ -66,6 +66,10 @@ def value_token(self: Task, chain_id: int, contract: str, token_id: str, **reaso
 # ------------------------------------------------------------------ the work itself
 
 
+EMBED_CHUNK = 32  # images per model call
+DECODE_THREADS = 4  # PNG/GIF decoding and SVG rendering release the GIL for most of their work
+
+
 def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
     """Embed stored images with every configured extractor; returns how many vectors it stored.
 
