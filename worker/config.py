@@ -21,6 +21,9 @@ class WorkerConfig:
     redis_key_prefix: str | None = None  # isolates several deployments on one Redis
     resolve_concurrency: int = 16
     max_attempts: int = 8
+    # requests per second by host ("*": every other host), shared by all workers on a Redis broker
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    rate_burst: int = 4
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
