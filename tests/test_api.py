@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nftwatch.api import create_app
 from store import queries
 from store.db import make_engine, make_sessionmaker
-from store.models import Outbox, Sale, Token
+from store.models import Listing, Outbox, Sale, Token
 
 KEY = "desk-key-0123456789"
 CHAIN = 1
@@ -324,6 +325,131 @@ def test_collection_stats(client: TestClient, factory: sessionmaker) -> None:
 def test_openapi_documents_every_route_with_a_summary(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     ops = [op for item in spec["paths"].values() for op in item.values()]
-    assert len(ops) == 7
+    assert len(ops) == 9
     assert all(op.get("summary") for op in ops)
     assert client.get("/docs").status_code == 200
+    # response fields are documented, not just "a JSON object"
+    schemas = spec["components"]["schemas"]
+    assert {"price_eth", "interval_eth", "p_liquid", "explanation"} <= set(
+        schemas["ValuationOut"]["properties"]
+    )
+    assert "valuation" in schemas["ListingOut"]["properties"]
+    recent = spec["paths"]["/v1/listings/recent"]["get"]["responses"]["200"]
+    assert recent["content"]["application/json"]["schema"]["$ref"].endswith("ListingsOut")
+
+
+def add_listing(
+    session: Session, token_id: int, block: int, eth: float, log_index: int = 0
+) -> None:
+    session.add(
+        Listing(
+            chain_id=CHAIN,
+            block_number=block,
+            block_hash="0x" + f"{block:064x}",
+            tx_hash="0x" + f"{block * 100 + log_index:064x}",
+            log_index=log_index,
+            block_time=dt.datetime(2024, 7, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=block),
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            kind="offered",
+            price_wei=Decimal(int(eth * WEI)),
+            account="0x" + "44" * 20,
+        )
+    )
+
+
+def test_recent_listings_carry_the_latest_valuation(
+    client: TestClient, factory: sessionmaker
+) -> None:
+    with factory.begin() as s:
+        add_token(s, 1)
+        add_listing(s, 1, 10, 5.0)
+        add_listing(s, 2, 11, 7.5)  # a token never resolved: no image, no valuation
+        add_listing(s, 1, 12, 4.0)
+        s.add(
+            Listing(
+                chain_id=CHAIN,
+                block_number=13,
+                block_hash="0x" + "ee" * 32,
+                tx_hash="0x" + "ef" * 32,
+                log_index=0,
+                block_time=dt.datetime(2024, 7, 2, tzinfo=dt.UTC),
+                contract=CONTRACT,
+                token_id=Decimal(1),
+                kind="withdrawn",  # not an offer
+                price_wei=None,
+                account="0x" + "44" * 20,
+            )
+        )
+        add_valuation(s, 1, 2.0)
+    with factory.begin() as s:
+        latest = add_valuation(s, 1, 3.0)
+    body = client.get("/v1/listings/recent?limit=10").json()
+    got = [(x["token_id"], x["block_number"], x["price_eth"]) for x in body["listings"]]
+    assert got == [("1", 12, 4.0), ("2", 11, 7.5), ("1", 10, 5.0)]
+    first = body["listings"][0]
+    assert first["valuation"]["id"] == latest and first["valuation"]["price_eth"] == 3.0
+    assert first["name"] == "Thing #1" and first["seller"] == "0x" + "44" * 20
+    assert client.get(first["image_url"]).content == PNG + bytes([1])
+    assert body["listings"][1]["valuation"] is None and body["listings"][1]["image_url"] is None
+    assert body["cursor"] == f"12-0-{latest}"
+    assert len(client.get("/v1/listings/recent?limit=1").json()["listings"]) == 1
+    assert client.get(f"/v1/listings/recent?contract={OTHER}").json()["listings"] == []
+    for bad, needle in (("limit=0", "limit"), ("limit=201", "limit"), ("contract=0x1", "40 hex")):
+        r = client.get(f"/v1/listings/recent?{bad}")
+        assert r.status_code == 422 and needle in r.text
+
+
+def read_events(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[Any]:
+    """The `listing` events of a stream that the server ends after its `duration`."""
+    events: list[Any] = []
+    with client.stream("GET", url, headers=headers or {}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event_id = kind = None
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind == "listing":
+                events.append((event_id, json.loads(line[6:])))
+    return events
+
+
+def test_listing_stream_sends_new_offers_and_new_valuations(
+    client: TestClient, factory: sessionmaker
+) -> None:
+    with factory.begin() as s:
+        add_token(s, 1)
+        add_listing(s, 1, 10, 5.0)
+    cursor = client.get("/v1/listings/recent").json()["cursor"]
+
+    def chain_moves() -> None:  # while the stream is open: a new offer, then its valuation
+        time.sleep(0.8)
+        with factory.begin() as s:
+            add_token(s, 3)
+            add_listing(s, 3, 20, 9.0, log_index=2)
+        time.sleep(1.2)
+        with factory.begin() as s:
+            add_valuation(s, 3, 8.0)
+
+    mover = threading.Thread(target=chain_moves)
+    mover.start()
+    events = read_events(client, f"/v1/listings/stream?cursor={cursor}&duration=4")
+    mover.join()
+    bodies = [b for _, b in events]
+    assert [(b["token_id"], b["block_number"]) for b in bodies] == [("3", 20), ("3", 20)]
+    assert bodies[0]["valuation"] is None
+    assert bodies[1]["valuation"]["price_eth"] == 8.0
+    last_id = events[-1][0]
+    # resuming from the last event id replays nothing; an old cursor replays both changes
+    assert read_events(client, "/v1/listings/stream?duration=1", {"Last-Event-ID": last_id}) == []
+    replay = read_events(client, f"/v1/listings/stream?cursor={cursor}&duration=1")
+    assert [b["valuation"]["price_eth"] for _, b in replay] == [8.0]
+
+
+def test_listing_stream_rejects_a_malformed_cursor(client: TestClient) -> None:
+    for bad in ("nope", "1-2", "1-x-3", "-5-0-0"):
+        r = client.get(f"/v1/listings/stream?cursor={bad}")
+        assert r.status_code == 422 and "cursor" in r.text, bad

@@ -4,25 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response, Security
-from fastapi.responses import JSONResponse
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    Security,
+)
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from nftwatch.api import reads, views
+from nftwatch.api import listings, reads, schemas, views
 from nftwatch.api.auth import KeyChecker, presented_key
-from nftwatch.api.params import CollectionRef, TokenRef, collection_ref, token_ref
+from nftwatch.api.params import (
+    CollectionRef,
+    TokenRef,
+    collection_ref,
+    parse_contract,
+    token_ref,
+    unprocessable,
+)
 from store import queries
 
 MAX_WAIT_S = 30.0
 POLL_INTERVAL_S = 0.25
+STREAM_POLL_S = 0.5
+STREAM_KEEPALIVE_S = 15.0
+STATIC = Path(__file__).parent / "static"
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
@@ -90,6 +113,7 @@ def create_app(
     @v1.get(
         "/tokens/{chain_id}/{contract}/{token_id}",
         summary="A token: metadata, image, owner, activity counts and its sales",
+        response_model=schemas.TokenOut,
     )
     def get_token(ref: Token) -> dict[str, Any]:
         with factory() as session:
@@ -125,6 +149,7 @@ def create_app(
     @v1.get(
         "/tokens/{chain_id}/{contract}/{token_id}/similar",
         summary="Visually nearest tokens (cosine on stored embeddings)",
+        response_model=schemas.SimilarOut,
     )
     def get_similar(
         ref: Token,
@@ -169,6 +194,7 @@ def create_app(
     @v1.get(
         "/valuations/{chain_id}/{contract}/{token_id}",
         summary="The latest stored valuation with its explanation",
+        response_model=schemas.ValuationOut,
     )
     def get_valuation(ref: Token) -> dict[str, Any]:
         with factory() as session:
@@ -203,8 +229,8 @@ def create_app(
         "/valuations/{chain_id}/{contract}/{token_id}",
         summary="Request a fresh valuation on the urgent queue and wait for it a while",
         responses={
-            200: {"description": "Valued within `wait` seconds."},
-            202: {"description": "Queued; poll the Location URL."},
+            200: {"description": "Valued within `wait` seconds.", "model": schemas.ValuationOut},
+            202: {"description": "Queued; poll the Location URL.", "model": schemas.QueuedOut},
         },
     )
     async def post_valuation(
@@ -232,6 +258,7 @@ def create_app(
     @v1.get(
         "/collections/{chain_id}/{contract}/stats",
         summary="Token and sale counts, 30-day median sale and floor proxy, listings",
+        response_model=schemas.StatsOut,
     )
     def get_collection_stats(
         ref: CollectionPath,
@@ -245,5 +272,92 @@ def create_app(
             raise _not_found(f"nothing is known about {ref.chain_id}/{ref.contract}")
         return {"chain_id": ref.chain_id, "contract": ref.contract, **stats.to_dict()}
 
+    @v1.get(
+        "/listings/recent",
+        summary="The newest on-chain offers, each with its token's latest valuation",
+        response_model=schemas.ListingsOut,
+    )
+    def get_recent_listings(
+        limit: Annotated[int, Query(ge=1, le=200, description="How many listings.")] = 20,
+        chain_id: Annotated[int | None, Query(ge=1, description="Only this chain.")] = None,
+        contract: Annotated[str | None, Query(description="Only this contract.")] = None,
+    ) -> dict[str, Any]:
+        address = None if contract is None else parse_contract(contract)
+        with factory() as session, session.begin():
+            cursor = listings.head(session)
+            rows = listings.recent(session, limit, chain_id, address)
+        return {"listings": [views.listing_body(x) for x in rows], "cursor": cursor.encode()}
+
+    def _changes(since: listings.Cursor) -> tuple[list[dict[str, Any]], listings.Cursor]:
+        with factory() as session, session.begin():
+            rows, after = listings.changes(session, since, limit=100)
+        return [views.listing_body(x) for x in rows], after
+
+    def _head() -> listings.Cursor:
+        with factory() as session:
+            return listings.head(session)
+
+    @v1.get(
+        "/listings/stream",
+        summary="Server-Sent Events: new offers, and offers whose token was valued again",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "`event: listing` with a ListingOut as `data`; the event `id` "
+                "is the cursor to resume from.",
+            }
+        },
+    )
+    async def stream_listings(
+        request: Request,
+        cursor: Annotated[
+            str | None,
+            Query(description="Resume after this cursor (from /v1/listings/recent); default now."),
+        ] = None,
+        last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+        duration: Annotated[
+            float,
+            Query(ge=1, le=3600, description="Seconds before the server ends the stream."),
+        ] = 600.0,
+    ) -> StreamingResponse:
+        given = last_event_id or cursor
+        try:
+            start = listings.Cursor.decode(given) if given else None
+        except ValueError as exc:
+            raise unprocessable(f"cursor: {exc}") from None
+        if start is None:
+            start = await anyio.to_thread.run_sync(_head)
+
+        async def events(since: listings.Cursor) -> AsyncIterator[str]:
+            yield f"retry: 2000\nid: {since.encode()}\n\n"
+            end = time.monotonic() + duration
+            quiet_since = time.monotonic()
+            while time.monotonic() < end and not await request.is_disconnected():
+                bodies, since = await anyio.to_thread.run_sync(_changes, since)
+                if bodies:
+                    # one write per batch, every event carrying the batch's cursor
+                    cur = since.encode()
+                    yield "".join(
+                        f"id: {cur}\nevent: listing\ndata: {json.dumps(b)}\n\n" for b in bodies
+                    )
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > STREAM_KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(STREAM_POLL_S)
+
+        return StreamingResponse(
+            events(start),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
     app.include_router(v1)
+
+    @app.get("/", include_in_schema=False)
+    def desk() -> FileResponse:
+        return FileResponse(STATIC / "desk.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

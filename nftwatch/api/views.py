@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from nftwatch.api.listings import ListedToken
 from store.models import Sale, Token, Valuation
 from store.queries import Neighbour
 
@@ -97,4 +98,25 @@ def neighbour_body(n: Neighbour) -> dict[str, Any]:
         "transfer_count": n.transfer_count,
         "last_sale_eth": eth(n.last_sale_wei),
         "last_sale_at": when(n.last_sale_at),
+    }
+
+
+def listing_body(x: ListedToken) -> dict[str, Any]:
+    listing = x.listing
+    token_id = str(int(listing.token_id))
+    path = f"{listing.chain_id}/{listing.contract}/{token_id}"
+    return {
+        "chain_id": listing.chain_id,
+        "contract": listing.contract,
+        "token_id": token_id,
+        "name": x.name,
+        "block_number": listing.block_number,
+        "log_index": listing.log_index,
+        "block_time": when(listing.block_time),
+        "tx_hash": listing.tx_hash,
+        "seller": listing.account,
+        "price_wei": None if listing.price_wei is None else str(int(listing.price_wei)),
+        "price_eth": eth(listing.price_wei),
+        "image_url": f"/v1/tokens/{path}/image" if x.has_image else None,
+        "valuation": None if x.valuation is None else valuation_body(x.valuation),
     }

@@ -1,0 +1,146 @@
+"""Response models: they document every field in /docs and check that handlers return what
+they promise. Token ids and wei amounts are decimal strings (beyond JSON's safe integers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class LastSale(BaseModel):
+    price_wei: str
+    price_eth: float | None
+    at: str | None = Field(description="ISO 8601 time of the sale.")
+
+
+class SaleOut(BaseModel):
+    block_number: int
+    block_time: str | None
+    tx_hash: str
+    log_index: int
+    seller: str
+    buyer: str
+    price_wei: str = Field(description="Price in the currency's smallest unit, as a string.")
+    price_eth: float | None = Field(description="Price in ETH; null for ERC-20 currencies.")
+    currency: str
+    marketplace: str
+    inferred: bool = Field(description="Price inferred from the transaction, not an event.")
+
+
+class ImageRef(BaseModel):
+    uri: str | None = Field(description="Where the metadata says the image lives.")
+    sha256: str | None = Field(description="Hash of the stored image bytes.")
+    url: str | None = Field(description="This API's route to the stored bytes.")
+
+
+class ErrorOut(BaseModel):
+    class_: str = Field(alias="class", serialization_alias="class")
+    message: str | None
+
+
+class TokenOut(BaseModel):
+    chain_id: int
+    contract: str
+    token_id: str
+    owner: str | None
+    minted_block: int | None
+    transfer_count: int
+    sale_count: int
+    last_sale: LastSale | None
+    metadata_status: str
+    token_uri: str | None
+    metadata: Any = Field(description="The token's metadata JSON as resolved.")
+    attributes: Any = Field(description="The metadata's attributes (traits).")
+    image: ImageRef
+    error: ErrorOut | None = Field(description="Why resolving failed, if it did.")
+    resolved_at: str | None
+    sales: list[SaleOut] = Field(description="Sales, newest first.")
+
+
+class ValuationOut(BaseModel):
+    id: int
+    chain_id: int
+    contract: str
+    token_id: str
+    valued_at: str | None
+    model_version: str = Field(description="The model that produced it (stored with inputs).")
+    price_eth: float | None = Field(description="Price estimate in ETH; null when none.")
+    interval_eth: list[float | None] = Field(description="80 % interval [low, high] in ETH.")
+    p_liquid: float = Field(description="Probability of more than two trades over the horizon.")
+    confidence: float = Field(description="0..1, how sure the estimate is.")
+    explanation: dict[str, Any] = Field(
+        description="Drivers: visual_neighbours, market level, trait rarity, own trades."
+    )
+
+
+class QueuedOut(BaseModel):
+    status: str = Field(description="Always 'queued'.")
+    requested_at: str
+    poll: str = Field(description="GET this URL for the valuation.")
+
+
+class TokenKeyOut(BaseModel):
+    chain_id: int
+    contract: str
+    token_id: str
+
+
+class NeighbourOut(BaseModel):
+    chain_id: int
+    contract: str
+    token_id: str
+    image_sha256: str
+    similarity: float = Field(description="Cosine similarity of the image embeddings.")
+    sale_count: int
+    transfer_count: int
+    last_sale_eth: float | None
+    last_sale_at: str | None
+
+
+class SimilarOut(BaseModel):
+    token: TokenKeyOut
+    extractor: str
+    dim: int
+    neighbours: list[NeighbourOut] = Field(description="Most similar first.")
+
+
+class WindowOut(BaseModel):
+    start: str
+    end: str
+    sales: int
+
+
+class StatsOut(BaseModel):
+    chain_id: int
+    contract: str
+    name: str | None
+    token_count: int
+    sales_count: int
+    window: WindowOut
+    median_sale_eth_30d: float | None
+    floor_proxy_eth_30d: float | None = Field(description="10th percentile of 30-day sales.")
+    listings_count: int
+
+
+class ListingOut(BaseModel):
+    chain_id: int
+    contract: str
+    token_id: str
+    name: str | None = Field(description="The token's metadata name, when resolved.")
+    block_number: int
+    log_index: int
+    block_time: str
+    tx_hash: str
+    seller: str = Field(description="The account that offered the token.")
+    price_wei: str | None
+    price_eth: float | None = Field(description="Asking price in ETH.")
+    image_url: str | None = Field(description="This API's route to the token's image.")
+    valuation: ValuationOut | None = Field(description="The token's latest valuation, if any.")
+
+
+class ListingsOut(BaseModel):
+    listings: list[ListingOut] = Field(description="Newest first.")
+    cursor: str = Field(
+        description="Pass to /v1/listings/stream (cursor or Last-Event-ID) to get what follows."
+    )
