@@ -36,17 +36,53 @@ def sweep_retries(factory: sessionmaker[Session], now: dt.datetime, limit: int =
     """Re-queue tokens whose retry time has come (Retryable failures, with backoff)."""
     with factory.begin() as s:
         rows = s.execute(
-            select(Token.chain_id, Token.contract, Token.token_id, Token.attempts)
+            select(Token.chain_id, Token.contract, Token.token_id, Token.next_retry_at)
             .where(Token.metadata_status == "retry", Token.next_retry_at <= now)
             .limit(limit)
         ).all()
-        for chain_id, contract, token_id, attempts in rows:
+        for chain_id, contract, token_id, retry_at in rows:
+            # keyed by the retry time: attempts restart after a success, the time never repeats
             queries.enqueue(
                 s,
                 "resolve",
                 "resolve",
                 {"chain_id": chain_id, "contract": contract, "token_id": str(token_id)},
-                dedupe_key=f"retry:{chain_id}:{contract}:{token_id}:{attempts}",
+                dedupe_key=f"retry:{chain_id}:{contract}:{token_id}:{_stamp(retry_at)}",
+            )
+    return len(rows)
+
+
+def _stamp(at: dt.datetime | None) -> str:
+    return f"{at.timestamp():.6f}" if at is not None else "-"
+
+
+# Metadata served over http(s) can change in place; content-addressed URIs (ipfs://, ar://,
+# data:, gateway URLs naming a CID) cannot, so only plain http(s) is checked again.
+_MUTABLE_URI = Token.token_uri.op("~*")(r"^https?://") & ~Token.token_uri.op("~*")(
+    r"/ipfs/|/ipns/|\.ipfs\.|\.ipns\.|arweave\.net/"
+)
+
+
+def sweep_stale(
+    factory: sessionmaker[Session], now: dt.datetime, ttl: float, limit: int = 500
+) -> int:
+    """Re-queue resolved tokens whose http(s) metadata is older than ``ttl`` seconds, oldest
+    first; once per resolution (the key carries the resolve time)."""
+    cutoff = now - dt.timedelta(seconds=ttl)
+    with factory.begin() as s:
+        rows = s.execute(
+            select(Token.chain_id, Token.contract, Token.token_id, Token.resolved_at)
+            .where(Token.metadata_status == "ok", Token.resolved_at <= cutoff, _MUTABLE_URI)
+            .order_by(Token.resolved_at)
+            .limit(limit)
+        ).all()
+        for chain_id, contract, token_id, resolved_at in rows:
+            queries.enqueue(
+                s,
+                "resolve",
+                "resolve",
+                {"chain_id": chain_id, "contract": contract, "token_id": str(token_id)},
+                dedupe_key=f"recheck:{chain_id}:{contract}:{token_id}:{_stamp(resolved_at)}",
             )
     return len(rows)
 
@@ -103,11 +139,13 @@ def _sweeper(
     interval: float,
     resend_after: float = 900.0,
     extractors: tuple[str, ...] = (),
+    recheck_ttl: float = 86400.0,
 ) -> None:
     while not stop.wait(interval):
         try:
             now = dt.datetime.now(dt.UTC)
             sweep_retries(factory, now)
+            sweep_stale(factory, now, recheck_ttl)
             if extractors:
                 resent = resend_unfinished(factory, now, resend_after, extractors)
                 if resent:
