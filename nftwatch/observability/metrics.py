@@ -47,7 +47,7 @@ def sql_queue_depths(session: Session) -> dict[str, int]:
     return {str(name): int(n) for name, n in rows}
 
 
-@dataclass
+@dataclass(eq=False)  # registries keep collectors in sets
 class ServiceCollector(Collector):
     """Reads the follower's position, the node's head, the outbox and the broker's queues."""
 

@@ -1,0 +1,465 @@
+"""Fault tests: a real ``nftwatch run`` (follower, dispatcher and supervised Celery workers as
+processes) on anvil, a local IPFS gateway, Postgres and Redis, all on loopback, with components
+killed or taken away during the run. Each run must end with the database an uninterrupted run
+produces: every token resolved once with its on-chain owner and its published metadata, every
+mint once, every image stored once and embedded once per extractor with the vector computed
+directly from the published image."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from nftvision.extractors import get_extractor
+from nftvision.media import decode_media
+from nftwatch import chaintools
+from nftwatch.demo import content, world
+from nftwatch.embedded import Anvil, free_port
+from nftwatch.ipfs_gateway import LocalIpfsGateway
+from store.models import Embedding, Media, Outbox, Token, Transfer
+from store.queries import as_floats
+
+EXTRACTOR = "gradient-v1"
+PER_COLLECTION = 4
+CHAIN_ID = 31337
+DONE_TIMEOUT = 75.0
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@dataclass
+class World:
+    anvil: Anvil
+    gateway: LocalIpfsGateway
+    w3: Any
+    deployed: list[world.Deployed]
+    holders: list[str]
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(d.collection.tokens) for d in self.deployed)
+
+    def mint(self, which: list[world.Deployed] | None = None) -> None:
+        world.mint_all(self.w3, which or self.deployed, self.holders, self.rng)
+
+
+@pytest.fixture
+def gateway() -> Iterator[LocalIpfsGateway]:
+    gw = LocalIpfsGateway(port=free_port())
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def scene(gateway: LocalIpfsGateway) -> Iterator[World]:
+    """Two collections of four tokens, published on the gateway and deployed, not yet minted."""
+    node = Anvil(chain_id=CHAIN_ID)
+    node.start()
+    try:
+        collections = content.build_collections(PER_COLLECTION, seed=5)[1:3]
+        uris = [content.publish(gateway, c) for c in collections]
+        w3 = chaintools.connect(node.url)
+        deployed = world.deploy(w3, collections, uris)
+        holders = [str(a) for a in list(w3.eth.accounts)[1:5]]
+        yield World(node, gateway, w3, deployed, holders)
+    finally:
+        node.stop()
+
+
+class Service:
+    """``nftwatch run`` as a subprocess in its own session, with its log kept for failures."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.seen_children: set[int] = set()
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "nftwatch.cli", "run", "--interval", "0.25"],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def workers(self) -> dict[str, psutil.Process]:
+        """The worker processes by name (resolve, embed), also remembered for the cleanup."""
+        assert self.process is not None
+        out = {}
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                self.seen_children.add(child.pid)
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    args = " ".join(child.cmdline())
+                    if "--queues" in args:
+                        out["embed" if "embed" in args.split("--queues")[1][:16] else "resolve"] = (
+                            child
+                        )
+        return out
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.workers()
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def alive_children(self, timeout: float = 20.0) -> list[int]:
+        """Remembered children still running after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = [
+                p
+                for p in self.seen_children
+                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            ]
+            if not alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.2)
+
+    def kill_all(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+        for pid in self.alive_children(timeout=10):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for s in started:
+        s.kill_all()
+
+
+def service_env(
+    scene: World, db_url: str, broker_url: str, prefix: str, tmp_path: Path
+) -> dict[str, str]:
+    return {
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": broker_url,
+        "NFTWATCH_REDIS_PREFIX": f"{prefix}{uuid.uuid4().hex[:6]}:",
+        "ETH_RPC_URL": scene.anvil.url,
+        "NFTWATCH_CHAIN_ID": str(CHAIN_ID),
+        "NFTWATCH_COLLECTIONS": ",".join(d.address for d in scene.deployed),
+        "IPFS_GATEWAYS": scene.gateway.base_url,
+        "NFTWATCH_ALLOW_HOSTS": scene.gateway.netloc,
+        "NFTWATCH_EXTRACTORS": EXTRACTOR,
+        "NFTWATCH_DEVICE": "cpu",
+        "NFTWATCH_DATA_DIR": str(tmp_path / "data"),
+        "NFTWATCH_METRICS_PORT": str(free_port()),
+        "NFTWATCH_RESEND_AFTER": "6",
+        "NFTWATCH_LOG_LEVEL": "INFO",
+    }
+
+
+def start(services: list[Service], env: dict[str, str], tmp_path: Path) -> Service:
+    svc = Service(env, tmp_path / f"run-{len(services)}.log")
+    svc.start()
+    services.append(svc)
+    return svc
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], svc: Service, timeout: float = DONE_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; service log:\n{svc.log()}")
+        if svc.process is not None and svc.process.poll() is not None:
+            pytest.fail(
+                f"the service exited ({svc.process.returncode}) waiting for {what}:\n{svc.log()}"
+            )
+        time.sleep(0.25)
+
+
+def scalar(db_url: str, sql: str) -> Any:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()
+
+
+def following(db_url: str) -> Callable[[], bool]:
+    return lambda: bool(
+        scalar(db_url, f"SELECT count(*) FROM checkpoints WHERE name = 'follow:{CHAIN_ID}'")
+    )
+
+
+def pipeline_done(db_url: str, tokens: int) -> Callable[[], bool]:
+    def check() -> bool:
+        ok = scalar(db_url, "SELECT count(*) FROM tokens WHERE metadata_status = 'ok'")
+        missing = scalar(
+            db_url,
+            "SELECT count(*) FROM media m WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+            f"WHERE e.image_sha256 = m.sha256 AND e.extractor = '{EXTRACTOR}')",
+        )
+        media = scalar(db_url, "SELECT count(*) FROM media")
+        return ok == tokens and media > 0 and missing == 0
+
+    return check
+
+
+def assert_as_uninterrupted(db_url: str, scene: World) -> None:
+    """The database holds exactly what the chain and the published content say, once."""
+    expected = {
+        (d.address, t.token_id): (d, t) for d in scene.deployed for t in d.collection.tokens
+    }
+    extractor = get_extractor(EXTRACTOR)
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            tokens = s.scalars(select(Token)).all()
+            assert {(t.contract, int(t.token_id)) for t in tokens} == set(expected)
+            for t in tokens:
+                d, demo = expected[(t.contract, int(t.token_id))]
+                assert t.metadata_status == "ok", (t.contract, t.token_id, t.error_class)
+                owner = (
+                    chaintools.at(scene.w3, "DemoNFT", d.address)
+                    .functions.ownerOf(int(t.token_id))
+                    .call()
+                )
+                assert t.owner == str(owner).lower()
+                assert t.attributes == demo.attributes
+                assert t.image_sha256 == hashlib.sha256(demo.image_png).hexdigest()
+                assert t.transfer_count == 0
+            # every mint once: as many rows as Transfer events on chain, no two alike
+            mints = s.execute(select(Transfer.tx_hash, Transfer.log_index)).all()
+            assert len(mints) == len(set(mints)) == len(expected)
+            assert all(s.scalars(select(Transfer.is_mint)))
+            images = {
+                hashlib.sha256(t.image_png).digest().hex(): t.image_png
+                for _, t in expected.values()
+            }
+            assert set(s.scalars(select(Media.sha256))) == set(images)
+            rows = s.execute(
+                select(Embedding.image_sha256, Embedding.extractor, Embedding.vec)
+            ).all()
+            assert sorted((r[0], r[1]) for r in rows) == sorted((sha, EXTRACTOR) for sha in images)
+            shas = [r[0] for r in rows]
+            direct = extractor.embed([decode_media(images[sha]).image for sha in shas])
+            stored = np.array([as_floats(r[2]) for r in rows], dtype=np.float32)
+            np.testing.assert_allclose(stored, direct, atol=2e-2)
+            assert s.scalar(select(func.count()).where(Outbox.sent_at.is_(None))) == 0
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------------------------ the tests
+
+
+def test_sigterm_exits_cleanly_with_metrics_and_health(
+    scene: World,
+    db_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    services: list[Service],
+) -> None:
+    env = service_env(scene, db_url, redis_url, redis_prefix, tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(db_url), svc)
+    scene.mint()
+    wait_for("the whole pipeline", pipeline_done(db_url, scene.tokens), svc)
+    base = f"http://127.0.0.1:{env['NFTWATCH_METRICS_PORT']}"
+    health = httpx.get(f"{base}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["database"] is True
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    assert "nftwatch_lag_blocks 0.0" in metrics
+    assert "nftwatch_outbox_backlog 0.0" in metrics
+    assert 'nftwatch_queue_depth{queue="resolve"}' in metrics
+    # the embed worker serves its own metrics on the port after the next
+    worker_metrics = httpx.get(
+        f"http://127.0.0.1:{int(env['NFTWATCH_METRICS_PORT']) + 2}/metrics", timeout=10
+    ).text
+    assert "nftwatch_embeddings_total" in worker_metrics
+    assert len(svc.workers()) == 2
+    svc.signal(signal.SIGTERM)
+    assert svc.wait(timeout=60) == 0, svc.log()
+    assert svc.alive_children() == []
+    assert_as_uninterrupted(db_url, scene)
+
+
+def test_listener_sigkill_then_restart_loses_and_doubles_nothing(
+    scene: World,
+    db_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    services: list[Service],
+) -> None:
+    env = service_env(scene, db_url, redis_url, redis_prefix, tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(db_url), svc)
+    scene.mint(scene.deployed[:1])
+    time.sleep(random.uniform(0.3, 3.0))  # somewhere in ingest, dispatch or the tasks
+    svc.workers()
+    svc.signal(signal.SIGKILL)
+    svc.wait(timeout=10)
+    assert svc.alive_children() == []  # the workers followed their supervisor out
+    scene.mint(scene.deployed[1:])  # while nothing listens
+    svc2 = start(services, env, tmp_path)
+    wait_for("the whole pipeline after the restart", pipeline_done(db_url, scene.tokens), svc2)
+    assert_as_uninterrupted(db_url, scene)
+
+
+@pytest.mark.parametrize("victim", ["resolve", "embed"])
+def test_worker_sigkill_is_restarted_and_its_work_resent(
+    victim: str,
+    scene: World,
+    db_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    services: list[Service],
+) -> None:
+    env = service_env(scene, db_url, redis_url, redis_prefix, tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(db_url), svc)
+    wait_for("both workers", lambda: len(svc.workers()) == 2, svc)
+    if victim == "embed":
+        scene.gateway.latency = 0.0
+    scene.mint()
+    if victim == "embed":
+        wait_for("the first image", lambda: scalar(db_url, "SELECT count(*) FROM media") > 0, svc)
+    time.sleep(random.uniform(0.0, 1.5))
+    before = svc.workers()[victim]
+    before.send_signal(signal.SIGKILL)
+    wait_for(
+        f"a new {victim} worker",
+        lambda: victim in svc.workers() and svc.workers()[victim].pid != before.pid,
+        svc,
+    )
+    wait_for("the whole pipeline", pipeline_done(db_url, scene.tokens), svc)
+    assert_as_uninterrupted(db_url, scene)
+
+
+def test_every_gateway_down_work_waits_and_completes(
+    scene: World,
+    db_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    services: list[Service],
+) -> None:
+    env = service_env(scene, db_url, redis_url, redis_prefix, tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(db_url), svc)
+    scene.gateway.stop()
+    scene.mint()
+    wait_for(
+        "every token to wait for a retry",
+        lambda: (
+            scalar(db_url, "SELECT count(*) FROM tokens WHERE metadata_status = 'retry'")
+            == scene.tokens
+        ),
+        svc,
+    )
+    assert scalar(db_url, "SELECT count(*) FROM media") == 0
+    scene.gateway.start()  # same port
+    wait_for("the whole pipeline", pipeline_done(db_url, scene.tokens), svc, timeout=90)
+    assert_as_uninterrupted(db_url, scene)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
+    """A Redis of this test alone, without persistence: a restart loses every message."""
+    port = free_port()
+    proc: list[subprocess.Popen[bytes]] = []
+
+    def launch() -> None:
+        proc.append(
+            subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(tmp_path),
+                ],
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=port).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def restart() -> None:
+        proc[-1].kill()
+        proc[-1].wait()
+        launch()
+
+    launch()
+    restart.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    yield restart
+    for p in proc:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_redis_restart_loses_no_work(
+    scene: World, db_url: str, own_redis: Any, tmp_path: Path, services: list[Service]
+) -> None:
+    env = service_env(scene, db_url, own_redis.url, "faults:", tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(db_url), svc)
+    scene.gateway.latency = 0.3  # keeps messages in flight when Redis goes
+    scene.mint()
+    wait_for(
+        "the first messages sent",
+        lambda: scalar(db_url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") > 0,
+        svc,
+    )
+    own_redis()
+    scene.gateway.latency = 0.0
+    wait_for("the whole pipeline", pipeline_done(db_url, scene.tokens), svc)
+    assert_as_uninterrupted(db_url, scene)
