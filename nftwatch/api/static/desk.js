@@ -263,14 +263,17 @@ function renderChart(sales, v) {
   if (t1 - t0 < 86400000) { t0 -= 43200000; t1 += 43200000; }
   const prices = points.map((x) => x.p);
   if (v && v.price_eth) prices.push(v.price_eth, ...(v.interval_eth || []).filter((x) => x != null));
-  let p0 = 0, p1 = Math.max(...prices) * 1.1 || 1;
+  const raw = Math.max(...prices) * 1.05 || 1;
+  const mag = 10 ** Math.floor(Math.log10(raw / 4));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s * 4 >= raw);
+  const p0 = 0, p1 = step * 4;
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (p) => H - B - ((p - p0) / (p1 - p0)) * (H - T - B);
   const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "trade history" });
   for (let i = 0; i <= 4; i++) {
     const p = p0 + ((p1 - p0) * i) / 4;
     chart.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(p), y2: y(p) }));
-    chart.append(svg("text", { x: L - 8, y: y(p) + 4, "text-anchor": "end" }, p.toFixed(p1 < 10 ? 2 : 0)));
+    chart.append(svg("text", { x: L - 8, y: y(p) + 4, "text-anchor": "end" }, p.toFixed(step < 1 ? (step < 0.1 ? 2 : 1) : 0)));
   }
   for (let i = 0; i <= 3; i++) {
     const t = t0 + ((t1 - t0) * i) / 3;

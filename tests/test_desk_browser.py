@@ -1,0 +1,260 @@
+"""The desk page in headless Chromium against the real API on a loopback port: what a person sees
+after entering a token, and a new listing arriving without a reload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import uvicorn
+from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
+
+from nftwatch.api import create_app
+from store import queries
+from store.db import make_engine, make_sessionmaker
+from store.models import Listing, Sale, Token
+
+CHROMIUM = "/usr/bin/chromium"
+INSTALL = "apt-get update && apt-get install -y chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+KEY = "desk-browser-key"
+CHAIN = 1
+CONTRACT = "0x" + "b4" * 20
+WEI = 10**18
+NEIGHBOURS = [2, 3, 4, 5, 6, 7]
+SALES = [
+    (dt.datetime(2024, 1, 10, tzinfo=dt.UTC), 2.5),
+    (dt.datetime(2024, 3, 2, tzinfo=dt.UTC), 3.1),
+]
+SALES += [(dt.datetime(2024, 5, 20, tzinfo=dt.UTC), 2.9)]
+
+
+def png(token_id: int) -> bytes:
+    """A small distinct picture per token: a coloured face on a plain background."""
+    img = Image.new("RGB", (24, 24), (60 + 20 * (token_id % 8), 90, 140))
+    for x in range(6, 18):
+        for y in range(5, 20):
+            img.putpixel((x, y), (220, 180 - 10 * (token_id % 6), 140))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def add_token(session: Session, token_id: int) -> None:
+    content = png(token_id)
+    sha = f"{token_id:064x}"
+    queries.store_media(session, sha, "image/png", 24, 24, content)
+    session.add(
+        Token(
+            chain_id=CHAIN,
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            owner="0x" + "11" * 20,
+            metadata_status="ok",
+            metadata_json={"name": f"Punkish #{token_id}"},
+            attributes=[{"trait_type": "Hat", "value": "Cap"}],
+            image_sha256=sha,
+            sale_count=len(SALES) if token_id == 1 else 1,
+            transfer_count=len(SALES) + 1 if token_id == 1 else 1,
+        )
+    )
+
+
+def add_sale(session: Session, token_id: int, at: dt.datetime, eth: float, n: int) -> None:
+    session.add(
+        Sale(
+            chain_id=CHAIN,
+            block_number=100 + n,
+            block_hash="0x" + f"{n:064x}",
+            tx_hash="0x" + f"{n + 500:064x}",
+            log_index=0,
+            block_time=at,
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            seller="0x" + "22" * 20,
+            buyer="0x" + "33" * 20,
+            price_wei=Decimal(int(eth * WEI)),
+            marketplace="punkmarket",
+        )
+    )
+
+
+def add_valuation(session: Session, token_id: int, price: float, p_liquid: float) -> int:
+    return queries.store_valuation(
+        session,
+        chain_id=CHAIN,
+        contract=CONTRACT,
+        token_id=Decimal(token_id),
+        model_version="punks-ridge-3",
+        p_liquid=p_liquid,
+        price_eth=price,
+        price_low_eth=round(price * 0.8, 4),
+        price_high_eth=round(price * 1.3, 4),
+        confidence=0.55,
+        explanation={
+            "model": {"version": "punks-ridge-3"},
+            "market": {"median_30d_eth": 2.8, "sales_30d": 41},
+            "drivers": [
+                {"feature": "Hat=Cap", "log_effect": 0.12},
+                {"feature": "rarity_score", "log_effect": -0.05},
+            ],
+            "rarity": {"rank": 3, "of": 9},
+            "visual_neighbours": [
+                {"token_id": str(n), "similarity": 0.95 - 0.01 * n, "last_sale_eth": 2.0 + n / 10}
+                for n in NEIGHBOURS
+            ],
+        },
+        inputs={},
+    )
+
+
+def add_listing(session: Session, token_id: int, block: int, eth: float) -> None:
+    session.add(
+        Listing(
+            chain_id=CHAIN,
+            block_number=block,
+            block_hash="0x" + f"{block:064x}",
+            tx_hash="0x" + f"{block + 9000:064x}",
+            log_index=0,
+            block_time=dt.datetime(2024, 6, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=block),
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            kind="offered",
+            price_wei=Decimal(int(eth * WEI)),
+            account="0x" + "44" * 20,
+        )
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def server(factory: sessionmaker[Session]) -> Iterator[str]:
+    app = create_app(factory, api_keys=[KEY], chain_id_default=CHAIN)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def chromium() -> str:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium with `{INSTALL}`")
+    return CHROMIUM
+
+
+def test_desk_page_shows_a_valuation_and_a_new_listing_live(
+    factory: sessionmaker[Session], server: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = chromium()
+    with factory.begin() as s:
+        queries.upsert_collection(s, CHAIN, CONTRACT, name="Punkish")
+        for i in [1, *NEIGHBOURS, 8]:
+            add_token(s, i)
+        for n, (at, eth) in enumerate(SALES):
+            add_sale(s, 1, at, eth, n)
+        add_listing(s, 1, 10, 3.5)
+        add_valuation(s, 1, 3.2, 0.64)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server + "/")
+            page.fill("#api-key", KEY)
+            page.click("#key-form button")
+            # the listing feed loads with the existing offer and its valuation
+            feed = page.locator("#listings li")
+            expect(feed).to_have_count(1)
+            expect(feed.first).to_contain_text("Punkish #1")
+            expect(feed.first).to_contain_text("3.20 ETH")
+            expect(page.locator("#live-text")).to_have_text("live")
+
+            page.fill("#contract", CONTRACT)
+            page.fill("#token-id", "1")
+            page.click("#lookup-go")
+            expect(page.locator("#token-title")).to_have_text("Punkish #1")
+            expect(page.locator("#val-price")).to_have_text("3.20 ETH")
+            expect(page.locator("#val-interval")).to_have_text("80 % interval 2.56 ETH – 4.16 ETH")
+            expect(page.locator("#val-pliquid")).to_have_text("64 %")
+            expect(page.locator("#val-confidence")).to_have_text("55 %")
+            page.wait_for_function(
+                "document.getElementById('token-image').naturalWidth > 0", timeout=10_000
+            )
+            comps = page.locator("#comparables .comp")
+            expect(comps).to_have_count(len(NEIGHBOURS))
+            page.wait_for_function(
+                "[...document.querySelectorAll('#comparables img')]"
+                ".filter(i => i.complete && i.naturalWidth > 0).length === " + str(len(NEIGHBOURS)),
+                timeout=10_000,
+            )
+            expect(comps.nth(0)).to_contain_text("#2")
+            expect(comps.nth(0)).to_contain_text("last 2.20 ETH")
+            points = page.locator("#chart svg circle.pt")
+            expect(points).to_have_count(len(SALES))
+            prices = [float(points.nth(i).get_attribute("data-price") or "nan") for i in range(3)]
+            assert prices == [eth for _, eth in SALES]
+            expect(page.locator("#why")).to_contain_text("Hat=Cap")
+            page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
+            if shot := os.environ.get("DESK_SCREENSHOT"):
+                shutil.copy(tmp_path / "desk.png", shot)
+
+            # a new offer arrives on chain, then its valuation: both show up without a reload
+            page.evaluate("window.__sameDocument = true")
+            with factory.begin() as s:
+                add_listing(s, 8, 11, 6.0)
+            expect(feed).to_have_count(2)
+            expect(feed.first).to_contain_text("Punkish #8")
+            expect(feed.first).to_contain_text("valuing…")
+            with factory.begin() as s:
+                add_valuation(s, 8, 5.4, 0.31)
+            expect(feed.first).to_contain_text("5.40 ETH")
+            expect(feed.first).to_contain_text("P(liquid) 31 %")
+            assert page.evaluate("window.__sameDocument") is True
+            page.wait_for_function(
+                "document.querySelector('#listings li img').naturalWidth > 0", timeout=10_000
+            )
+        finally:
+            browser.close()
