@@ -69,7 +69,7 @@ def test_backtest_and_import_through_the_cli(
     finally:
         engine.dispose()
     assert sorted(int(t.token_id) for t in tokens) == list(range(LIMIT))
-    # every punk has a type among its traits, and punk 0's stored image is its own PNG
+    # every punk has a type among its traits, and its image and vectors are stored
     for t in tokens:
         kinds = {a["trait_type"] for a in t.attributes or []}
         assert "type" in {k.lower() for k in kinds}, t.attributes
