@@ -350,19 +350,25 @@ def test_worker_sigkill_is_restarted_and_its_work_resent(
     svc = start(services, env, tmp_path)
     wait_for("the follower's first poll", following(db_url), svc)
     wait_for("both workers", lambda: len(svc.workers()) == 2, svc)
-    if victim == "embed":
-        scene.gateway.latency = 0.0
+    scene.gateway.latency = 0.2  # spreads the work out, so the kill lands inside it
     scene.mint()
     if victim == "embed":
         wait_for("the first image", lambda: scalar(db_url, "SELECT count(*) FROM media") > 0, svc)
-    time.sleep(random.uniform(0.0, 1.5))
-    before = svc.workers()[victim]
+    else:
+        wait_for(
+            "the first message", lambda: scalar(db_url, "SELECT count(*) FROM outbox") > 0, svc
+        )
+    time.sleep(random.uniform(0.0, 1.0))
+    before = svc.workers().get(victim)
+    assert before is not None, svc.log()
     before.send_signal(signal.SIGKILL)
-    wait_for(
-        f"a new {victim} worker",
-        lambda: victim in svc.workers() and svc.workers()[victim].pid != before.pid,
-        svc,
-    )
+
+    def replaced() -> bool:
+        now = svc.workers().get(victim)
+        return now is not None and now.pid != before.pid
+
+    wait_for(f"a new {victim} worker", replaced, svc)
+    scene.gateway.latency = 0.0
     wait_for("the whole pipeline", pipeline_done(db_url, scene.tokens), svc)
     assert_as_uninterrupted(db_url, scene)
 
