@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import and_, bindparam, not_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.follower import Follower
@@ -57,9 +57,11 @@ def _stamp(at: dt.datetime | None) -> str:
 
 
 # Metadata served over http(s) can change in place; content-addressed URIs (ipfs://, ar://,
-# data:, gateway URLs naming a CID) cannot, so only plain http(s) is checked again.
-_MUTABLE_URI = Token.token_uri.op("~*")(r"^https?://") & ~Token.token_uri.op("~*")(
-    r"/ipfs/|/ipns/|\.ipfs\.|\.ipns\.|arweave\.net/"
+# data:, gateway URLs naming a CID) cannot, so only other http(s) URLs (IPNS names included)
+# are checked again.
+_MUTABLE_URI = and_(
+    Token.token_uri.regexp_match(r"^https?://", "i"),
+    not_(Token.token_uri.regexp_match(r"/ipfs/|\.ipfs\.|arweave\.net/", "i")),
 )
 
 

@@ -68,7 +68,7 @@ def test_erc165_tells_721_from_1155_and_neither(anvil: Anvil) -> None:
 
 def test_batched_reads_revert_and_1155_uri(anvil: Anvil) -> None:
     w3 = ct.connect(anvil.url)
-    a = w3.eth.accounts
+    a = list(w3.eth.accounts)
     nft = ct.deploy(w3, "DemoNFT", "Demo", "DMO")
     ct.set_base_uri(w3, nft, "ipfs://bafybase/")
     ct.mint_batch(w3, nft, a[1], [1, 2, 3, 40])
@@ -94,7 +94,7 @@ def test_batched_reads_revert_and_1155_uri(anvil: Anvil) -> None:
 
 def test_read_at_the_event_block(anvil: Anvil) -> None:
     w3 = ct.connect(anvil.url)
-    a = w3.eth.accounts
+    a = list(w3.eth.accounts)
     nft = ct.deploy(w3, "DemoNFT", "Demo", "DMO")
     ct.set_base_uri(w3, nft, "ipfs://bafyold/")
     mint_block = int(ct.mint(w3, nft, a[1], 5)["blockNumber"])
@@ -109,7 +109,7 @@ def test_read_at_the_event_block(anvil: Anvil) -> None:
 
 def test_multicall3_aggregate3_when_deployed(anvil: Anvil, aggregate3_creation_code: str) -> None:
     w3 = ct.connect(anvil.url)
-    a = w3.eth.accounts
+    a = list(w3.eth.accounts)
     nft = ct.deploy(w3, "DemoNFT", "Demo", "DMO")
     ct.set_base_uri(w3, nft, "ipfs://bafyold/")
     ids = list(range(1, 31))

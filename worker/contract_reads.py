@@ -8,6 +8,7 @@ collection's standard is not known.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -255,6 +256,10 @@ class ContractReader:
             error = reply.get("error") or {}
             message = str(error.get("message", "no reply"))[:200]
             if _is_revert(error):
+                data = error.get("data")
+                if isinstance(data, str) and data.startswith("0x"):
+                    with contextlib.suppress(ValueError):  # not hex: keep the node's message
+                        message = revert_reason(bytes.fromhex(data[2:]))
                 out[tid] = TokenURIReverted(f"tokenURI({tid}) reverted: {message}")
             else:
                 out[tid] = RPCUnavailable(f"tokenURI({tid}) failed: {message}")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from store import queries
@@ -72,23 +73,52 @@ def resolve_batch(
     with ctx.factory.begin() as session:
         attempts = _attempts(session, chain_id, contract, token_ids)
         for tid in token_ids:
-            outcome = outcomes[tid]
             raw = uris[tid]
-            uri = raw if isinstance(raw, str) else None
-            prior = attempts.get(tid, 0)
             key = (chain_id, contract, tid)
-            if isinstance(outcome, WorkerError) or _is_vision_error(outcome):
-                stage = "token_uri" if isinstance(outcome, WorkerError) else "metadata"
-                record_failure(session, ctx.config, key, stage, uri, outcome, prior, now)
-                continue
-            _record_success(session, ctx.config, key, uri or "", outcome)
-            if outcome.media_error is not None:
-                error = outcome.media_error
-                record_failure(
-                    session, ctx.config, key, "image", outcome.image_uri, error, prior, now
-                )
-            resolved += 1
+            try:
+                with session.begin_nested():  # one unstorable answer never sinks the batch
+                    resolved += _record(session, ctx.config, key, raw, outcomes[tid], attempts, now)
+            except DataError as exc:
+                from nftvision.errors import UnexpectedError
+
+                error = UnexpectedError(f"could not store the result: {exc.orig}")
+                uri = raw if isinstance(raw, str) else None
+                prior = attempts.get(tid, 0)
+                record_failure(session, ctx.config, key, "metadata", uri, error, prior, now)
     return resolved
+
+
+def _record(
+    session: Session,
+    cfg: WorkerConfig,
+    key: TokenKey,
+    raw: Any,
+    outcome: Any,
+    attempts: dict[int, int],
+    now: dt.datetime,
+) -> int:
+    uri = raw if isinstance(raw, str) else None
+    prior = attempts.get(key[2], 0)
+    if isinstance(outcome, WorkerError) or _is_vision_error(outcome):
+        stage = "token_uri" if isinstance(outcome, WorkerError) else "metadata"
+        record_failure(session, cfg, key, stage, uri, outcome, prior, now)
+        return 0
+    _record_success(session, cfg, key, uri or "", outcome)
+    if outcome.media_error is not None:
+        error = outcome.media_error
+        record_failure(session, cfg, key, "image", outcome.image_uri, error, prior, now)
+    return 1
+
+
+def scrub(value: Any) -> Any:
+    """Postgres text and jsonb refuse NUL characters, which hostile metadata may carry."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------ chain side
@@ -216,10 +246,10 @@ def _record_success(
         update(Token)
         .where(*_token_key(chain_id, contract, token_id))
         .values(
-            token_uri=uri,
-            metadata_json=res.metadata,
-            attributes=res.attributes,
-            image_uri=res.image_uri,
+            token_uri=scrub(uri),
+            metadata_json=scrub(res.metadata),
+            attributes=scrub(res.attributes),
+            image_uri=scrub(res.image_uri),
             image_sha256=media.sha256 if media is not None else None,
             metadata_status="ok",
             error_class=None,
@@ -256,10 +286,11 @@ def record_failure(
         status = "ok" if exhausted else "retry"
     else:
         status = "failed" if exhausted else "retry"
+    message, uri = scrub(str(error))[:2000], scrub(uri)
     values: dict[str, Any] = {
         "metadata_status": status,
         "error_class": error.code,
-        "error_message": str(error)[:2000],
+        "error_message": message,
         "attempts": attempts,
         "next_retry_at": retry_at,
         "updated_at": func.now(),
@@ -278,7 +309,7 @@ def record_failure(
             uri=uri,
             retryable=error.retryable,
             error_class=error.code,
-            message=str(error)[:2000],
+            message=message,
             attempts=attempts,
             exhausted=exhausted,
         )
