@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.decode import ALL_TOPICS, MARKET_TOPICS, Decoded, decode_logs
 from listeners.errors import RangeTooLarge, Retryable
+from listeners.pipeline import Writer
 from listeners.rpc import BlockHeader, Rpc
 from store.chain import get_checkpoint, record_batch
 
@@ -97,12 +98,28 @@ def record_decoded(
         cp_name,
         cp_block,
         cp_hash,
+        decoded.oversized,
     )
+
+
+def _chunk_job(
+    chain_id: int, headers: list[BlockHeader], decoded: Decoded, cp_name: str, end: int
+) -> Callable[[Session], None]:
+    def job(session: Session) -> None:
+        record_decoded(session, chain_id, headers, decoded, cp_name, end, None)
+
+    return job
 
 
 def _consistent(decoded: Decoded, headers: dict[int, BlockHeader]) -> bool:
     """Every event's block hash is the header's hash (false while a reorg moves under us)."""
-    for seq in (decoded.transfers, decoded.sales, decoded.listings, decoded.metadata_updates):
+    for seq in (
+        decoded.transfers,
+        decoded.sales,
+        decoded.listings,
+        decoded.metadata_updates,
+        decoded.oversized,
+    ):
         for e in seq:
             h = headers.get(e.block_number)
             if h is None or h.hash != e.block_hash:
@@ -126,6 +143,7 @@ def backfill(
     max_rps: float | None = None,
     max_consecutive: int = 10_000,
     checkpoint: str | None = None,
+    pipeline_depth: int = 2,
 ) -> BackfillStats:
     """Scan ``[from_block, to_block]`` for the events of ``addresses`` (``None``: every NFT
     contract) and record them. Resumes from this range's checkpoint; idempotent."""
@@ -141,65 +159,59 @@ def backfill(
     attempts = 0
     min_interval = 1.0 / max_rps if max_rps else 0.0
     last_call = 0.0
-    while start <= to_block:
-        end = min(to_block, start + span - 1)
-        if min_interval:
-            wait = last_call + min_interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            last_call = time.monotonic()
-        try:
-            logs = fetch_logs(rpc, start, end, addrs)
-            decoded = decode_logs(
-                logs,
-                legacy_contracts=legacy_contracts,
-                nft_contracts=nft_contracts,
-                max_consecutive=max_consecutive,
-            )
-            headers = headers_for(rpc, decoded)
-            if not _consistent(decoded, headers):
-                raise Retryable(f"blocks {start}-{end} changed while reading them (reorg)")
-        except RangeTooLarge as exc:
-            if end == start:
-                raise
-            stats.splits += 1
-            if exc.suggested and exc.suggested[0] == start and start <= exc.suggested[1] < end:
-                span = exc.suggested[1] - start + 1
-            else:
-                span = max(1, (end - start + 1) // 2)
-            continue
-        except Retryable as exc:
-            attempts += 1
-            stats.retries += 1
-            if attempts > max_retries:
-                raise
-            delay = exc.retry_after or min(30.0, 0.2 * 2 ** (attempts - 1))
-            time.sleep(delay * (0.5 + random.random()))
-            continue
-        attempts = 0
-        with session_factory.begin() as s:
-            record_decoded(
-                s,
-                chain_id,
-                sorted(headers.values(), key=lambda h: h.number),
-                decoded,
-                cp_name,
-                end,
-                None,
-            )
-        stats.chunks += 1
-        stats.blocks += end - start + 1
-        stats.logs += len(logs)
-        stats.transfers += len(decoded.transfers)
-        stats.sales += len(decoded.sales)
-        stats.listings += len(decoded.listings)
-        stats.metadata_updates += len(decoded.metadata_updates)
-        stats.oversized_ranges += len(decoded.oversized)
-        stats.last_span = end - start + 1
-        stats.seconds = time.monotonic() - began
-        if progress is not None:
-            progress(stats)
-        start = end + 1
-        span = min(max_span, span * 2)
+    # Chunk N is written on the writer thread while chunk N+1 is fetched and decoded.
+    with Writer(session_factory, depth=pipeline_depth) as writer:
+        while start <= to_block:
+            end = min(to_block, start + span - 1)
+            if min_interval:
+                wait = last_call + min_interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last_call = time.monotonic()
+            try:
+                logs = fetch_logs(rpc, start, end, addrs)
+                decoded = decode_logs(
+                    logs,
+                    legacy_contracts=legacy_contracts,
+                    nft_contracts=nft_contracts,
+                    max_consecutive=max_consecutive,
+                )
+                headers = headers_for(rpc, decoded)
+                if not _consistent(decoded, headers):
+                    raise Retryable(f"blocks {start}-{end} changed while reading them (reorg)")
+            except RangeTooLarge as exc:
+                if end == start:
+                    raise
+                stats.splits += 1
+                if exc.suggested and exc.suggested[0] == start and start <= exc.suggested[1] < end:
+                    span = exc.suggested[1] - start + 1
+                else:
+                    span = max(1, (end - start + 1) // 2)
+                continue
+            except Retryable as exc:
+                attempts += 1
+                stats.retries += 1
+                if attempts > max_retries:
+                    raise
+                delay = exc.retry_after or min(30.0, 0.2 * 2 ** (attempts - 1))
+                time.sleep(delay * (0.5 + random.random()))
+                continue
+            attempts = 0
+            ordered = sorted(headers.values(), key=lambda h: h.number)
+            writer.submit(_chunk_job(chain_id, ordered, decoded, cp_name, end))
+            stats.chunks += 1
+            stats.blocks += end - start + 1
+            stats.logs += len(logs)
+            stats.transfers += len(decoded.transfers)
+            stats.sales += len(decoded.sales)
+            stats.listings += len(decoded.listings)
+            stats.metadata_updates += len(decoded.metadata_updates)
+            stats.oversized_ranges += len(decoded.oversized)
+            stats.last_span = end - start + 1
+            stats.seconds = time.monotonic() - began
+            if progress is not None:
+                progress(stats)
+            start = end + 1
+            span = min(max_span, span * 2)
     stats.seconds = time.monotonic() - began
     return stats

@@ -71,6 +71,7 @@ ALL_TOPICS: tuple[str, ...] = (
     PUNK_NO_LONGER_FOR_SALE,
     ORDER_FULFILLED,
 )
+_KNOWN = frozenset(ALL_TOPICS)
 # Events emitted by a marketplace rather than the collection: fetched without an address filter.
 MARKET_TOPICS: tuple[str, ...] = (ORDER_FULFILLED,)
 
@@ -179,7 +180,13 @@ class Decoded:
 
     def block_numbers(self) -> set[int]:
         out: set[int] = set()
-        for seq in (self.transfers, self.sales, self.listings, self.metadata_updates):
+        for seq in (
+            self.transfers,
+            self.sales,
+            self.listings,
+            self.metadata_updates,
+            self.oversized,
+        ):
             out.update(e.block_number for e in seq)
         return out
 
@@ -218,6 +225,10 @@ def decode_logs(
     )
     # Last market "Transfer"/"PunkTransfer" recipient per (tx, contract): fixes PunkBought's buyer.
     punk_recipient: dict[tuple[str, str], str] = {}
+    # Consecutive logs share their block and often their transaction: parse those once.
+    raw_bh = raw_tx = ""
+    bh = tx = ""
+    bn = 0
     for log in logs:
         if log.get("removed"):
             continue
@@ -225,13 +236,24 @@ def decode_logs(
         if not topics:
             out.skipped += 1
             continue
-        t0 = topics[0].lower()
+        t0 = topics[0]
+        if t0 not in _KNOWN:
+            t0 = t0.lower()
         n = len(topics)
         contract = log["address"].lower()
+        if log["transactionHash"] != raw_tx:
+            raw_tx = log["transactionHash"]
+            tx = raw_tx.lower()
+        if t0 == TRANSFER and n == 3:
+            # ERC-20 shape: never an NFT row, but the punk market's carries the buyer.
+            punk_recipient[(tx, contract)] = _addr(topics[2])
+            out.skipped += 1
+            continue
+        if log["blockHash"] != raw_bh:
+            raw_bh = log["blockHash"]
+            bh = raw_bh.lower()
+            bn = int(log["blockNumber"], 16)
         data: str = log["data"]
-        bn = int(log["blockNumber"], 16)
-        bh = log["blockHash"].lower()
-        tx = log["transactionHash"].lower()
         li = int(log["logIndex"], 16)
 
         if t0 == TRANSFER:
@@ -253,10 +275,6 @@ def decode_logs(
                         frm == ZERO,
                     )
                 )
-            elif n == 3:
-                # ERC-20 shape: never an NFT row, but the punk market's carries the buyer.
-                punk_recipient[(tx, contract)] = _addr(topics[2])
-                out.skipped += 1
             elif n == 1 and contract in legacy_contracts:
                 w = _words(data)
                 if len(w) >= 3:

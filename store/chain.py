@@ -23,11 +23,15 @@ Outbox contract (the worker relies on it):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy.orm import Session
+
+from store.token_delta import token_deltas
 
 
 class BlockLike(Protocol):
@@ -80,6 +84,18 @@ class ListingLike(Protocol):
     account: str
 
 
+class RangeLike(Protocol):
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    contract: str
+    from_token_id: int
+    to_token_id: int
+    from_address: str
+    to_address: str
+
+
 class MetadataUpdateLike(Protocol):
     block_number: int
     block_hash: str
@@ -118,22 +134,32 @@ class MissingBlockError(ValueError):
 # Staging tables live per connection and empty themselves at commit.
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS _st_transfers (
-  block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
+  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
   batch_index int, block_time timestamptz, contract varchar(42), token_id numeric(78,0),
   from_address varchar(42), to_address varchar(42), amount numeric(78,0), standard varchar(16),
   is_mint boolean) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_sales (
-  block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
+  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
   batch_index int, block_time timestamptz, contract varchar(42), token_id numeric(78,0),
   seller varchar(42), buyer varchar(42), price_wei numeric(78,0), currency varchar(42),
-  marketplace varchar(32), inferred boolean) ON COMMIT DELETE ROWS;
+  marketplace varchar(32), inferred boolean, fees_wei numeric(78,0)) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_listings (
-  block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
+  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
   block_time timestamptz, contract varchar(42), token_id numeric(78,0), kind varchar(16),
   price_wei numeric(78,0), account varchar(42)) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_updates (
   block_number bigint, block_hash varchar(66), log_index int, contract varchar(42),
   from_id numeric(78,0), to_id numeric(78,0)) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS _st_consecutive_ranges (
+  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
+  block_time timestamptz, contract varchar(42), from_token_id numeric(78,0),
+  to_token_id numeric(78,0), from_address varchar(42), to_address varchar(42))
+  ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS _st_delta (
+  contract varchar(42), token_id numeric(78,0), first_block bigint, minted_here boolean,
+  rows int, moves int, mint_block bigint, multi boolean, fb bigint, fl int, fi int,
+  last_to varchar(42), sales int, sb bigint, sl int, si int, last_price numeric(78,0),
+  last_time timestamptz, redo boolean) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_touched (
   contract varchar(42), token_id numeric(78,0)) ON COMMIT DELETE ROWS;
 """
@@ -184,25 +210,6 @@ WHERE k.chain_id = %(chain)s AND k.contract = t.contract AND k.token_id = t.toke
                   AND s.contract = t.contract AND s.token_id = t.token_id)
 """
 
-# Before the tokens upsert: tokens never seen, or minted in this batch, get resolve work.
-_OUTBOX_RESOLVE = """
-INSERT INTO outbox (task, queue, payload, dedupe_key, attempts)
-SELECT 'resolve', 'resolve',
-       jsonb_build_object('chain_id', %(chain)s::bigint, 'contract', n.contract,
-                          'token_id', n.token_id::text, 'block_number', n.block_number),
-       'resolve:' || %(chain)s::text || ':' || n.contract || ':' || n.token_id::text, 0
-FROM (
-  SELECT e.contract, e.token_id, min(e.block_number) AS block_number
-  FROM (SELECT contract, token_id, block_number, is_mint FROM _st_transfers
-        UNION ALL SELECT contract, token_id, block_number, false FROM _st_sales) e
-  WHERE e.is_mint OR NOT EXISTS (
-    SELECT 1 FROM tokens k WHERE k.chain_id = %(chain)s AND k.contract = e.contract
-      AND k.token_id = e.token_id)
-  GROUP BY e.contract, e.token_id) n
-ORDER BY n.block_number, n.contract, n.token_id
-ON CONFLICT (dedupe_key) DO NOTHING
-"""
-
 _OUTBOX_REFRESH = """
 INSERT INTO outbox (task, queue, payload, dedupe_key, attempts)
 SELECT 'resolve', 'resolve',
@@ -219,19 +226,6 @@ FROM (
    AND k.token_id BETWEEN u.from_id AND u.to_id
   WHERE u.from_id <> u.to_id) r
 ORDER BY r.block_number, r.log_index, r.token_id
-ON CONFLICT (dedupe_key) DO NOTHING
-"""
-
-_OUTBOX_LISTING = """
-INSERT INTO outbox (task, queue, payload, dedupe_key, attempts)
-SELECT 'value', 'urgent',
-       jsonb_build_object('chain_id', %(chain)s::bigint, 'contract', l.contract,
-                          'token_id', l.token_id::text, 'reason', 'listing',
-                          'price_wei', coalesce(l.price_wei, 0)::text),
-       'value:' || %(chain)s::text || ':' || l.block_hash || ':' || l.tx_hash || ':'
-         || l.log_index::text, 0
-FROM _st_listings l WHERE l.kind = 'offered'
-ORDER BY l.block_number, l.log_index
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
@@ -260,6 +254,155 @@ def _utc(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
+def _copy_rows(cur: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY in text format, the lines built here: the values are hex, digits, words and
+    pre-formatted timestamps, none needing escapes, and this is several times cheaper than
+    per-value adaptation."""
+    buf: list[str] = []
+    with cur.copy(sql) as cp:
+        for row in rows:
+            buf.append("\t".join([_cell(v) for v in row]))
+            if len(buf) >= 20_000:
+                buf.append("")
+                cp.write("\n".join(buf))
+                buf = []
+        if buf:
+            buf.append("")
+            cp.write("\n".join(buf))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "\\N"
+    if v is True:
+        return "t"
+    if v is False:
+        return "f"
+    return str(v)
+
+
+def _exists(cur: Any, table: str, chain_id: int, hashes: list[str]) -> bool:
+    cur.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE chain_id = %s AND block_hash = ANY(%s))",
+        (chain_id, hashes),
+    )
+    return bool(cur.fetchone()[0])
+
+
+def _insert_events(
+    cur: Any, table: str, columns: str, chain_id: int, lines: list[str], hashes: list[str]
+) -> set[tuple[Any, ...]] | None:
+    """Write event rows (COPY text ``lines``, chain_id first) into ``table``; returns the keys of
+    the rows new to the database, or None when all were: the common case, a range seen for the
+    first time, where COPY goes straight into the table."""
+    if not _exists(cur, table, chain_id, hashes):
+        cur.execute("SAVEPOINT direct_copy")
+        try:
+            _copy_lines(cur, f"COPY {table} (chain_id, {columns}) FROM STDIN", lines)
+        except UniqueViolation:
+            # The batch repeats one of its own events: the ON CONFLICT path sorts it out.
+            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        else:
+            cur.execute("RELEASE SAVEPOINT direct_copy")
+            return None
+    _copy_lines(cur, f"COPY _st_{table} FROM STDIN", lines)
+    key_cols = "block_hash, tx_hash, log_index" + (
+        ", batch_index" if "batch_index" in columns else ""
+    )
+    cur.execute(
+        f"INSERT INTO {table} (chain_id, {columns}) SELECT * FROM _st_{table} "
+        f"ON CONFLICT DO NOTHING RETURNING {key_cols}"
+    )
+    return {tuple(r) for r in cur.fetchall()}
+
+
+def _copy_lines(cur: Any, sql: str, lines: list[str], step: int = 20_000) -> None:
+    with cur.copy(sql) as cp:
+        for i in range(0, len(lines), step):
+            cp.write("".join(lines[i : i + step]))
+
+
+def _line(*values: Any) -> str:
+    return "\t".join([_cell(v) for v in values]) + "\n"
+
+
+_TRANSFER_COLS = (
+    "block_number, block_hash, tx_hash, log_index, batch_index, block_time, contract, token_id, "
+    "from_address, to_address, amount, standard, is_mint"
+)
+_SALE_COLS = (
+    "block_number, block_hash, tx_hash, log_index, batch_index, block_time, contract, token_id, "
+    "seller, buyer, price_wei, currency, marketplace, inferred, fees_wei"
+)
+_LISTING_COLS = (
+    "block_number, block_hash, tx_hash, log_index, block_time, contract, token_id, kind, "
+    "price_wei, account"
+)
+_RANGE_COLS = (
+    "block_number, block_hash, tx_hash, log_index, block_time, contract, from_token_id, "
+    "to_token_id, from_address, to_address"
+)
+
+# Merge the batch's deltas into the stored rows (tokens whose delta is mergeable: see
+# store.token_delta). A new token takes the delta as it is.
+_MERGE_DELTAS = """
+INSERT INTO tokens (chain_id, contract, token_id, owner, minted_block, transfer_count, sale_count,
+                    last_sale_wei, last_sale_at, metadata_status, attempts)
+SELECT %(chain)s, d.contract, d.token_id, CASE WHEN d.multi THEN NULL ELSE d.last_to END,
+       d.mint_block, d.moves, d.sales, d.last_price, d.last_time, 'pending', 0
+FROM _st_delta d WHERE NOT d.redo
+ON CONFLICT (chain_id, contract, token_id) DO UPDATE SET
+  owner = coalesce(EXCLUDED.owner, tokens.owner),
+  minted_block = least(tokens.minted_block, EXCLUDED.minted_block),
+  transfer_count = tokens.transfer_count + EXCLUDED.transfer_count,
+  sale_count = tokens.sale_count + EXCLUDED.sale_count,
+  last_sale_wei = coalesce(EXCLUDED.last_sale_wei, tokens.last_sale_wei),
+  last_sale_at = greatest(tokens.last_sale_at, EXCLUDED.last_sale_at),
+  updated_at = now()
+"""
+
+# A delta merges only if the stored row and the batch agree on single vs several owners (an
+# ERC-1155 row in the batch: none; a stored row without owner: sales only, or ERC-1155), and the
+# batch's new events
+# come after every stored event of the token: the count of its events at or after the batch's
+# first one is the batch's own count. Otherwise: recompute. The count is skipped when no stored
+# event of the chain is at or above the batch's first block (the usual forward scan).
+_MARK_REDO = """
+UPDATE _st_delta d SET redo = true FROM tokens k
+WHERE k.chain_id = %(chain)s AND k.contract = d.contract AND k.token_id = d.token_id
+  AND NOT d.redo AND ((k.owner IS NULL) <> d.multi {order})
+"""
+_ORDER_CHECK = """
+    OR (d.rows > 0 AND d.rows <> (
+      SELECT count(*) FROM transfers x
+      WHERE x.chain_id = %(chain)s AND x.contract = d.contract AND x.token_id = d.token_id
+        AND x.block_number >= d.fb
+        AND (x.block_number, x.log_index, x.batch_index) >= (d.fb, d.fl, d.fi)))
+    OR (d.sales > 0 AND d.sales <> (
+      SELECT count(*) FROM sales x
+      WHERE x.chain_id = %(chain)s AND x.contract = d.contract AND x.token_id = d.token_id
+        AND x.block_number >= d.sb
+        AND (x.block_number, x.log_index, x.batch_index) >= (d.sb, d.sl, d.si)))"""
+_LATER_EVENTS = """
+SELECT EXISTS (SELECT 1 FROM transfers WHERE chain_id = %(chain)s AND block_number >= %(n)s)
+    OR EXISTS (SELECT 1 FROM sales WHERE chain_id = %(chain)s AND block_number >= %(n)s)
+"""
+
+_OUTBOX_RESOLVE = """
+INSERT INTO outbox (task, queue, payload, dedupe_key, attempts)
+SELECT 'resolve', 'resolve',
+       jsonb_build_object('chain_id', %(chain)s::bigint, 'contract', d.contract,
+                          'token_id', d.token_id::text, 'block_number', d.first_block),
+       'resolve:' || %(chain)s::text || ':' || d.contract || ':' || d.token_id::text, 0
+FROM _st_delta d
+WHERE d.minted_here OR NOT EXISTS (
+  SELECT 1 FROM tokens k WHERE k.chain_id = %(chain)s AND k.contract = d.contract
+    AND k.token_id = d.token_id)
+ORDER BY d.first_block, d.contract, d.token_id
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+
 def record_batch(
     session: Session,
     chain_id: int,
@@ -271,17 +414,23 @@ def record_batch(
     checkpoint_name: str | None,
     checkpoint_block: int | None,
     checkpoint_hash: str | None,
+    oversized: Sequence[RangeLike] = (),
+    *,
+    incremental: bool = True,
 ) -> RecordStats:
     """Record one batch in the session's transaction (the caller commits).
+
+    Token rows are updated from the batch's new events (``incremental``), or else recomputed from
+    all events of every touched token; both give the same rows.
 
     ``blocks`` must hold the header of every block an event refers to; it may hold more (blocks
     without events, so the follower's parent-hash chain has no holes)."""
     stats = RecordStats()
-    times = {b.hash: _utc(b.timestamp) for b in blocks}
+    times = {b.hash: _utc(b.timestamp).isoformat() for b in blocks}
     conn = _raw(session)
     p = {"chain": chain_id}
 
-    def when(block_hash: str) -> dt.datetime:
+    def when(block_hash: str) -> str:
         try:
             return times[block_hash]
         except KeyError:
@@ -289,7 +438,7 @@ def record_batch(
 
     with conn.cursor() as cur:
         # One writer per chain at a time: the follower and a backfill may overlap, and the token
-        # recompute must see every committed event of the other.
+        # merge must see every committed event of the other.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS, chain_id % 2**31))
         cur.execute(_STAGING)
         if blocks:
@@ -300,125 +449,232 @@ def record_batch(
                 "timestamp = EXCLUDED.timestamp",
                 [(chain_id, b.number, b.hash, b.parent_hash, times[b.hash]) for b in blocks],
             )
+        later = False
+        if incremental and (transfers or sales):
+            first = min(e.block_number for seq in (transfers, sales) for e in seq)
+            cur.execute(_LATER_EVENTS, {"chain": chain_id, "n": first})
+            later = bool(cur.fetchone()[0])
+        new_transfers: Sequence[TransferLike] = transfers
         if transfers:
-            with cur.copy("COPY _st_transfers FROM STDIN") as cp:
-                for t in transfers:
-                    cp.write_row(
-                        (
-                            t.block_number,
-                            t.block_hash,
-                            t.tx_hash,
-                            t.log_index,
-                            t.batch_index,
-                            when(t.block_hash),
-                            t.contract,
-                            t.token_id,
-                            t.from_address,
-                            t.to_address,
-                            t.amount,
-                            t.standard,
-                            t.is_mint,
-                        )
-                    )
-        if sales:
-            with cur.copy("COPY _st_sales FROM STDIN") as cp:
-                for s in sales:
-                    cp.write_row(
-                        (
-                            s.block_number,
-                            s.block_hash,
-                            s.tx_hash,
-                            s.log_index,
-                            s.batch_index,
-                            when(s.block_hash),
-                            s.contract,
-                            s.token_id,
-                            s.seller,
-                            s.buyer,
-                            s.price_wei,
-                            s.currency,
-                            s.marketplace,
-                            s.inferred,
-                        )
-                    )
+            hashes = sorted({t.block_hash for t in transfers})
+            keys = _insert_events(
+                cur,
+                "transfers",
+                _TRANSFER_COLS,
+                chain_id,
+                [
+                    f"{chain_id}\t{t.block_number}\t{t.block_hash}\t{t.tx_hash}\t{t.log_index}\t"
+                    f"{t.batch_index}\t{when(t.block_hash)}\t{t.contract}\t{t.token_id}\t"
+                    f"{t.from_address}\t{t.to_address}\t{t.amount}\t{t.standard}\t"
+                    f"{'t' if t.is_mint else 'f'}\n"
+                    for t in transfers
+                ],
+                hashes,
+            )
+            if keys is not None:
+                new_transfers = [
+                    t
+                    for t in transfers
+                    if (t.block_hash, t.tx_hash, t.log_index, t.batch_index) in keys
+                ]
+            stats.transfers = len(new_transfers)
         if listings:
-            with cur.copy("COPY _st_listings FROM STDIN") as cp:
-                for li in listings:
-                    cp.write_row(
-                        (
-                            li.block_number,
-                            li.block_hash,
-                            li.tx_hash,
-                            li.log_index,
-                            when(li.block_hash),
-                            li.contract,
-                            li.token_id,
-                            li.kind,
-                            li.price_wei,
-                            li.account,
-                        )
+            keys = _insert_events(
+                cur,
+                "listings",
+                _LISTING_COLS,
+                chain_id,
+                [
+                    _line(
+                        chain_id,
+                        li.block_number,
+                        li.block_hash,
+                        li.tx_hash,
+                        li.log_index,
+                        when(li.block_hash),
+                        li.contract,
+                        li.token_id,
+                        li.kind,
+                        li.price_wei,
+                        li.account,
                     )
-        if metadata_updates:
-            with cur.copy("COPY _st_updates FROM STDIN") as cp:
-                for u in metadata_updates:
-                    cp.write_row(
-                        (
-                            u.block_number,
-                            u.block_hash,
-                            u.log_index,
-                            u.contract,
-                            u.from_token_id,
-                            u.to_token_id,
-                        )
-                    )
-
-        if transfers:
-            cur.execute(
-                "INSERT INTO transfers (chain_id, block_number, block_hash, tx_hash, log_index, "
-                "batch_index, block_time, contract, token_id, from_address, to_address, amount, "
-                "standard, is_mint) SELECT %(chain)s, * FROM _st_transfers "
-                "ON CONFLICT DO NOTHING",
-                p,
+                    for li in listings
+                ],
+                sorted({li.block_hash for li in listings}),
             )
-            stats.transfers = cur.rowcount
-        if listings:
-            cur.execute(
-                "INSERT INTO listings (chain_id, block_number, block_hash, tx_hash, log_index, "
-                "block_time, contract, token_id, kind, price_wei, account) "
-                "SELECT %(chain)s, * FROM _st_listings ON CONFLICT DO NOTHING",
-                p,
-            )
-            stats.listings = cur.rowcount
+            stats.listings = len(listings) if keys is None else len(keys)
+        new_sales: Sequence[SaleLike] = sales
+        redo_sales: frozenset[tuple[str, str, int, int]] = frozenset()
         if sales:
-            cur.execute(
-                "INSERT INTO sales (chain_id, block_number, block_hash, tx_hash, log_index, "
-                "batch_index, block_time, contract, token_id, seller, buyer, price_wei, "
-                "currency, marketplace, inferred) SELECT %(chain)s, * FROM _st_sales "
-                "ON CONFLICT DO NOTHING",
-                p,
+            sale_rows = [
+                _line(
+                    chain_id,
+                    s.block_number,
+                    s.block_hash,
+                    s.tx_hash,
+                    s.log_index,
+                    s.batch_index,
+                    when(s.block_hash),
+                    s.contract,
+                    s.token_id,
+                    s.seller,
+                    s.buyer,
+                    s.price_wei,
+                    s.currency,
+                    s.marketplace,
+                    s.inferred,
+                    getattr(s, "fees_wei", 0),
+                )
+                for s in sales
+            ]
+            keys = _insert_events(
+                cur,
+                "sales",
+                _SALE_COLS,
+                chain_id,
+                sale_rows,
+                sorted({s.block_hash for s in sales}),
             )
-            stats.sales = cur.rowcount
-            cur.execute(_FIX_PUNK_BID_PRICES, p)
-
-        if transfers or sales:
+            if keys is not None:
+                new_sales = [
+                    s
+                    for s in sales
+                    if (s.block_hash, s.tx_hash, s.log_index, s.batch_index) in keys
+                ]
+            stats.sales = len(new_sales)
+            # CryptoPunks' accepted bids carry no price: filled from the bid in SQL, so their
+            # tokens' last price is recomputed rather than taken from the event.
+            zero = [
+                (line, s)
+                for line, s in zip(sale_rows, sales, strict=True)
+                if s.marketplace == "cryptopunks" and s.price_wei == 0
+            ]
+            if zero:
+                if keys is None:
+                    _copy_lines(cur, "COPY _st_sales FROM STDIN", [line for line, _ in zero])
+                cur.execute(_FIX_PUNK_BID_PRICES, p)
+                redo_sales = frozenset(
+                    (s.block_hash, s.tx_hash, s.log_index, s.batch_index) for _, s in zero
+                )
+        if oversized:
+            _insert_events(
+                cur,
+                "consecutive_ranges",
+                _RANGE_COLS,
+                chain_id,
+                [
+                    _line(
+                        chain_id,
+                        o.block_number,
+                        o.block_hash,
+                        o.tx_hash,
+                        o.log_index,
+                        when(o.block_hash),
+                        o.contract,
+                        o.from_token_id,
+                        o.to_token_id,
+                        o.from_address,
+                        o.to_address,
+                    )
+                    for o in oversized
+                ],
+                sorted({o.block_hash for o in oversized}),
+            )
+        if new_transfers or new_sales:
+            deltas = token_deltas(new_transfers, new_sales, _parse_time(times), redo_sales)
+            _copy_lines(
+                cur,
+                "COPY _st_delta FROM STDIN",
+                [
+                    _line(
+                        d.contract,
+                        d.token_id,
+                        d.first_block,
+                        d.minted_here,
+                        d.rows,
+                        d.moves,
+                        d.mint_block,
+                        d.multi,
+                        *(d.first_pos or (None, None, None)),
+                        d.last_to,
+                        d.sales,
+                        *(d.sale_first_pos or (None, None, None)),
+                        d.last_price,
+                        None if d.last_time is None else d.last_time.isoformat(),
+                        d.redo,
+                    )
+                    for d in deltas.values()
+                ],
+            )
             cur.execute(_OUTBOX_RESOLVE, p)
             stats.outbox += cur.rowcount
-            cur.execute(
-                "INSERT INTO _st_touched SELECT contract, token_id FROM _st_transfers "
-                "UNION SELECT contract, token_id FROM _st_sales"
-            )
-            cur.execute("ANALYZE _st_touched")
-            cur.execute(_RECOMPUTE, p)
+            if incremental:
+                cur.execute(_MARK_REDO.format(order=_ORDER_CHECK if later else ""), p)
+            else:
+                cur.execute("UPDATE _st_delta SET redo = true")
+            cur.execute(_MERGE_DELTAS, p)
             stats.tokens = cur.rowcount
+            cur.execute(
+                "INSERT INTO _st_touched SELECT contract, token_id FROM _st_delta WHERE redo"
+            )
+            if cur.rowcount:
+                cur.execute(_RECOMPUTE, p)
+                stats.tokens += cur.rowcount
         if metadata_updates:
+            _copy_rows(
+                cur,
+                "COPY _st_updates FROM STDIN",
+                (
+                    (
+                        u.block_number,
+                        u.block_hash,
+                        u.log_index,
+                        u.contract,
+                        u.from_token_id,
+                        u.to_token_id,
+                    )
+                    for u in metadata_updates
+                ),
+            )
             cur.execute(_OUTBOX_REFRESH, p)
             stats.outbox += cur.rowcount
-        if listings:
-            cur.execute(_OUTBOX_LISTING, p)
-            stats.outbox += cur.rowcount
+        offered = [li for li in listings if li.kind == "offered"]
+        if offered:
+            cur.executemany(
+                "INSERT INTO outbox (task, queue, payload, dedupe_key, attempts) "
+                "VALUES ('value', 'urgent', %s::jsonb, %s, 0) ON CONFLICT (dedupe_key) DO NOTHING",
+                [
+                    (
+                        json.dumps(
+                            {
+                                "chain_id": chain_id,
+                                "contract": li.contract,
+                                "token_id": str(li.token_id),
+                                "reason": "listing",
+                                "price_wei": str(li.price_wei or 0),
+                            }
+                        ),
+                        f"value:{chain_id}:{li.block_hash}:{li.tx_hash}:{li.log_index}",
+                    )
+                    for li in sorted(offered, key=lambda x: (x.block_number, x.log_index))
+                ],
+            )
+            stats.outbox += max(0, cur.rowcount)
         if checkpoint_name is not None and checkpoint_block is not None:
             _set_checkpoint(cur, checkpoint_name, chain_id, checkpoint_block, checkpoint_hash)
     return stats
+
+
+def _parse_time(times: dict[str, str]) -> Any:
+    parsed: dict[str, dt.datetime] = {}
+
+    def when(block_hash: str) -> dt.datetime:
+        t = parsed.get(block_hash)
+        if t is None:
+            t = parsed[block_hash] = dt.datetime.fromisoformat(times[block_hash])
+        return t
+
+    return when
 
 
 def _set_checkpoint(cur: Any, name: str, chain_id: int, block: int, block_hash: str | None) -> None:
@@ -501,11 +757,13 @@ def rollback_to(session: Session, chain_id: int, block_number: int) -> RollbackS
             ("transfers", "transfers"),
             ("sales", "sales"),
             ("listings", "listings"),
+            ("consecutive_ranges", None),
             ("blocks", "blocks"),
         ):
             col = "number" if table == "blocks" else "block_number"
             cur.execute(f"DELETE FROM {table} WHERE chain_id = %(chain)s AND {col} > %(n)s", p)
-            setattr(stats, attr, cur.rowcount)
+            if attr is not None:
+                setattr(stats, attr, cur.rowcount)
         cur.execute(_RECOMPUTE, p)
         stats.tokens = cur.rowcount
         # Tokens that only orphaned blocks knew: gone, with their unsent resolve work.
@@ -528,3 +786,21 @@ def rollback_to(session: Session, chain_id: int, block_number: int) -> RollbackS
             p,
         )
     return stats
+
+
+def recompute_tokens(session: Session, chain_id: int) -> int:
+    """Recompute the derived columns of every token of ``chain_id`` that has events, from all of
+    its events (a repair tool, and the reference the incremental update is checked against).
+    Returns the number of token rows written."""
+    with _raw(session).cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS, chain_id % 2**31))
+        cur.execute(_STAGING)
+        cur.execute(
+            "INSERT INTO _st_touched SELECT contract, token_id FROM transfers "
+            "WHERE chain_id = %(chain)s UNION SELECT contract, token_id FROM sales "
+            "WHERE chain_id = %(chain)s",
+            {"chain": chain_id},
+        )
+        cur.execute("ANALYZE _st_touched")
+        cur.execute(_RECOMPUTE, {"chain": chain_id})
+        return int(cur.rowcount)

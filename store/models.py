@@ -143,6 +143,44 @@ class Sale(Base):
     currency: Mapped[str] = mapped_column(String(42), default="ETH")
     marketplace: Mapped[str] = mapped_column(String(32))
     inferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    # what the buyer paid to others than the seller (marketplace and royalty fees), in `currency`
+    fees_wei: Mapped[Decimal] = mapped_column(Uint256, default=0, server_default="0")
+
+
+class ConsecutiveRange(Base):
+    """An EIP-2309 ``ConsecutiveTransfer`` larger than the expansion cap: kept as a range."""
+
+    __tablename__ = "consecutive_ranges"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        Index("ix_consecutive_ranges_block", "chain_id", "block_number"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    contract: Mapped[str] = mapped_column(String(42))
+    from_token_id: Mapped[Decimal] = mapped_column(Uint256)
+    to_token_id: Mapped[Decimal] = mapped_column(Uint256)
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+
+
+class Balance(Base):
+    """ERC-1155 holdings per (token, owner), derived from transfers (rows at zero are deleted).
+    The mint/burn side (0x0) is not kept."""
+
+    __tablename__ = "balances"
+    __table_args__ = (PrimaryKeyConstraint("chain_id", "contract", "token_id", "owner"),)
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    owner: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[Decimal] = mapped_column(Numeric(80, 0))
 
 
 class Listing(Base):

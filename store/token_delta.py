@@ -1,0 +1,94 @@
+"""Per-token deltas of one batch of *new* events: the pure half of the incremental token update.
+
+``tokens`` rows are derived from all events of a token. Recomputing them from every event on each
+batch costs a scan per touched token; instead each batch contributes a delta (counts, the earliest
+mint, the last owner and last sale of the batch) that :mod:`store.chain` merges into the stored
+row. Counts, minimums and maximums merge in any order; "last owner" and "last sale price" only
+when the batch's events come after every stored one, which the database checks (and otherwise
+falls back to a full recompute of that token).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Pos = tuple[int, int, int]  # (block_number, log_index, batch_index): chain order
+
+
+@dataclass(slots=True)
+class TokenDelta:
+    contract: str
+    token_id: int
+    first_block: int  # earliest block of the batch's events of this token (resolve payload)
+    minted_here: bool = False
+    rows: int = 0  # new transfer rows
+    moves: int = 0  # new transfer rows that are not mints
+    mint_block: int | None = None
+    multi: bool = False  # an ERC-1155 row: no single owner
+    first_pos: Pos | None = None
+    last_pos: Pos | None = None
+    last_to: str | None = None
+    sales: int = 0
+    sale_first_pos: Pos | None = None
+    sale_last_pos: Pos | None = None
+    last_price: int | None = None
+    last_time: dt.datetime | None = None
+    redo: bool = False  # merge impossible from the batch alone: recompute from all events
+
+
+def token_deltas(
+    transfers: Iterable[Any],
+    sales: Iterable[Any],
+    when: Callable[[str], dt.datetime],
+    redo_sales: frozenset[tuple[str, str, int, int]] = frozenset(),
+) -> dict[tuple[str, int], TokenDelta]:
+    """Aggregate new ``transfers`` and ``sales`` (duck-typed events) per (contract, token_id).
+
+    ``redo_sales``: keys (block_hash, tx_hash, log_index, batch_index) of sales whose stored price
+    differs from the event's (fixed up in SQL): their tokens are recomputed."""
+    out: dict[tuple[str, int], TokenDelta] = {}
+    for t in transfers:
+        key = (t.contract, t.token_id)
+        d = out.get(key)
+        if d is None:
+            d = out[key] = TokenDelta(t.contract, t.token_id, t.block_number)
+        elif t.block_number < d.first_block:
+            d.first_block = t.block_number
+        pos = (t.block_number, t.log_index, t.batch_index)
+        d.rows += 1
+        if t.is_mint:
+            d.minted_here = True
+            if d.mint_block is None or t.block_number < d.mint_block:
+                d.mint_block = t.block_number
+        else:
+            d.moves += 1
+        if t.standard == "erc1155":
+            d.multi = True
+        if d.first_pos is None or pos < d.first_pos:
+            d.first_pos = pos
+        if d.last_pos is None or pos > d.last_pos:
+            d.last_pos = pos
+            d.last_to = t.to_address
+    for s in sales:
+        key = (s.contract, s.token_id)
+        d = out.get(key)
+        if d is None:
+            d = out[key] = TokenDelta(s.contract, s.token_id, s.block_number)
+        elif s.block_number < d.first_block:
+            d.first_block = s.block_number
+        pos = (s.block_number, s.log_index, s.batch_index)
+        d.sales += 1
+        if d.sale_first_pos is None or pos < d.sale_first_pos:
+            d.sale_first_pos = pos
+        if d.sale_last_pos is None or pos > d.sale_last_pos:
+            d.sale_last_pos = pos
+            d.last_price = s.price_wei
+        t_ = when(s.block_hash)
+        if d.last_time is None or t_ > d.last_time:
+            d.last_time = t_
+        if redo_sales and (s.block_hash, s.tx_hash, s.log_index, s.batch_index) in redo_sales:
+            d.redo = True
+    return out
