@@ -153,6 +153,11 @@ class ContractReader:
 
     # ---------------------------------------------------------------- Multicall3
 
+    @property
+    def multicall(self) -> bool | None:
+        """What is known about Multicall3 on this node (None: not asked yet)."""
+        return self._multicall
+
     def has_multicall3(self, block: BlockTag = "latest") -> bool:
         if self._multicall is not None:
             return self._multicall

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 KNOWN_STANDARDS = ("erc721", "erc1155", "cryptopunks")
 TokenKey = tuple[int, str, int]  # (chain id, lower-case contract, token id)
 
+# Whether each node has Multicall3, asked once per process (a node does not lose it).
+_multicall_on: dict[str, bool] = {}
+
 
 def resolve_batch(
     ctx: WorkerContext,
@@ -54,7 +57,8 @@ def resolve_batch(
     token's event block, where its tokenURI is read."""
     contract = contract.lower()
     token_ids = list(dict.fromkeys(token_ids))
-    reader = ContractReader(ctx.rpc_url(chain_id))
+    url = ctx.rpc_url(chain_id)
+    reader = ContractReader(url, multicall=_multicall_on.get(url))
     standard = _standard(ctx, reader, chain_id, contract)
     uris = reader.token_uris(contract, token_ids, standard=standard or "erc721", blocks=blocks)
     reverted = all(isinstance(u, TokenURIReverted) for u in uris.values())
@@ -64,6 +68,8 @@ def resolve_batch(
         if detected == "erc1155":
             _record_standard(ctx, chain_id, contract, detected)
             uris = reader.token_uris(contract, token_ids, standard=detected, blocks=blocks)
+    if reader.multicall is not None:
+        _multicall_on[url] = reader.multicall
     to_fetch = [(uri, tid) for tid, uri in uris.items() if isinstance(uri, str)]
     results = asyncio.run(_fetch(ctx.config, to_fetch)) if to_fetch else []
     outcomes: dict[int, Any] = {tid: err for tid, err in uris.items() if not isinstance(err, str)}
