@@ -306,7 +306,7 @@ def _build_history(w3: Any, nft: Any, market: Any, punks: Any, a: list[str], tag
     ct.call(w3, punks, "offerPunkForSale", tag % 3, ETH, sender=w3.eth.accounts[1 + tag % 3])
 
 
-@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("depth", [1, 3, 10])
 def test_follower_reorg_equals_fresh_backfill(anvil: Anvil, rpc: Rpc, sessions, depth) -> None:
     w3 = ct.connect(anvil.url)
     a = w3.eth.accounts
@@ -335,6 +335,46 @@ def test_follower_reorg_equals_fresh_backfill(anvil: Anvil, rpc: Rpc, sessions, 
     live = dump(sessions)
     assert live["transfers"] != [] and len(live["transfers"]) != orphan
     assert any(int(r[8]) == 555 for r in live["transfers"])
+
+    truncate(sessions)
+    backfill(rpc, sessions, CHAIN, 0, rpc.get_block_number(), watched)
+    assert dump(sessions) == live
+
+
+def test_two_consecutive_reorgs_equal_fresh_backfill(anvil: Anvil, rpc: Rpc, sessions) -> None:
+    w3 = ct.connect(anvil.url)
+    a = w3.eth.accounts
+    nft = ct.deploy(w3, "DemoNFT", "Demo", "DMO")
+    market = ct.deploy(w3, "DemoMarket", a[9])
+    punks = ct.deploy(w3, "PunkMarket", 10)
+    ct.assign_punks(w3, punks, {0: a[1], 1: a[2], 2: a[3]})
+    watched = [nft.address, punks.address]
+    follower = Follower(rpc, sessions, CHAIN, watched, start_block=0)
+    for tag in range(3):
+        _build_history(w3, nft, market, punks, a, tag)
+    follower.poll_once()
+    mint = nft.functions.mint
+
+    # first reorg: 4 blocks replaced by one carrying a new mint; the follower catches up
+    data = mint(a[5], 700)._encode_transaction_data()
+    anvil_call(
+        anvil.url, "anvil_reorg", [4, [[{"from": a[0], "to": nft.address, "data": data}, 0]]]
+    )
+    _build_history(w3, nft, market, punks, a, 7)
+    follower.poll_once()
+    follower.poll_once()
+    # second reorg right after, deeper than the blocks added since the first one
+    data = mint(a[6], 701)._encode_transaction_data()
+    anvil_call(
+        anvil.url, "anvil_reorg", [6, [[{"from": a[0], "to": nft.address, "data": data}, 1]]]
+    )
+    ct.mint(w3, nft, a[7], 702)
+    follower.poll_once()
+    follower.poll_once()
+    assert follower.stats.reorgs == 2
+    live = dump(sessions)
+    ids = {int(r[8]) for r in live["transfers"]}
+    assert {701, 702} <= ids
 
     truncate(sessions)
     backfill(rpc, sessions, CHAIN, 0, rpc.get_block_number(), watched)
