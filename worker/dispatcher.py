@@ -29,26 +29,33 @@ def plan_messages(rows: list[queries.OutboxRow]) -> list[tuple[str, dict[str, An
     """Group outbox rows into task messages: resolve by (chain, contract) batches, embed by image
     batches, valuations one each. Pure."""
     messages: list[tuple[str, dict[str, Any], str]] = []
-    resolve: dict[tuple[int, str, str], list[str]] = defaultdict(list)
+    # token id -> the block of its latest event (where its tokenURI is read), or None
+    resolve: dict[tuple[int, str, str], dict[str, int | None]] = defaultdict(dict)
     embed: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         p = row.payload
         if row.task == "resolve":
-            resolve[(int(p["chain_id"]), p["contract"], row.queue)].append(str(p["token_id"]))
+            tokens = resolve[(int(p["chain_id"]), p["contract"], row.queue)]
+            tid, block = str(p["token_id"]), p.get("block_number")
+            tokens[tid] = max(block, tokens.get(tid) or block) if block is not None else None
         elif row.task == "embed":
             embed[row.queue].append(p["image_sha256"])
         elif row.task == "value":
             messages.append((VALUE_TASK, dict(p), row.queue))
         else:
             log.error("outbox row %s has an unknown task %r; skipped", row.id, row.task)
-    for (chain_id, contract, queue), ids in resolve.items():
-        unique = list(dict.fromkeys(ids))
+    for (chain_id, contract, queue), tokens in resolve.items():
+        unique = list(tokens)
         for i in range(0, len(unique), RESOLVE_BATCH):
-            kwargs = {
+            chunk = unique[i : i + RESOLVE_BATCH]
+            kwargs: dict[str, Any] = {
                 "chain_id": chain_id,
                 "contract": contract,
-                "token_ids": unique[i : i + RESOLVE_BATCH],
+                "token_ids": chunk,
             }
+            blocks = {t: tokens[t] for t in chunk if tokens[t] is not None}
+            if blocks:
+                kwargs["blocks"] = blocks
             messages.append((RESOLVE_TASK, kwargs, queue))
     for queue, shas in embed.items():
         unique = list(dict.fromkeys(shas))
