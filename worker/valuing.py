@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 from decimal import Decimal
 from typing import Any
@@ -197,7 +198,8 @@ def _value(
         }
         for n in neighbours
     ]
-    price = None if valuation.price_eth != valuation.price_eth else valuation.price_eth  # NaN
+    explanation = json_safe(explanation)
+    price = _finite(valuation.price_eth)
     with ctx.factory.begin() as s:
         return queries.store_valuation(
             s,
@@ -205,11 +207,11 @@ def _value(
             contract=contract,
             token_id=Decimal(token_id),
             model_version=valuation.model_version,
-            p_liquid=valuation.p_liquid,
+            p_liquid=_finite(valuation.p_liquid) or 0.0,
             price_eth=price,
-            price_low_eth=valuation.low_eth if price is not None else None,
-            price_high_eth=valuation.high_eth if price is not None else None,
-            confidence=valuation.confidence,
+            price_low_eth=_finite(valuation.low_eth) if price is not None else None,
+            price_high_eth=_finite(valuation.high_eth) if price is not None else None,
+            confidence=_finite(valuation.confidence) or 0.0,
             explanation=explanation,
             inputs={
                 "reason": reason,
@@ -218,3 +220,18 @@ def _value(
                 "training_sales": training,
             },
         )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities as null: Postgres refuses them in JSON, and they mean "unknown"."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
