@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test check lint format bench clean
+.PHONY: setup browser demo test check lint format bench clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -22,10 +22,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
 
+# The desk page's browser test drives Debian's Chromium (no browser download at run time).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the desk browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; }
+
 demo: setup
 	$(BIN)/nftwatch demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 check: setup
