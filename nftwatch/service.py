@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, not_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.follower import Follower
+from listeners.leader import Leader, lead_then_run
 from listeners.rpc import Rpc
 from nftwatch.observability.logs import setup_logging
 from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths, sql_queue_depths
@@ -200,10 +201,16 @@ def run_service(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     follower = Follower(rpc, res.factory, chain_id, addresses, confirmations=s.confirmations)
+    leader = Leader(res.database_url, chain_id)
     send = celery_sender(app)
     threads: list[threading.Thread] = [
         threading.Thread(
-            target=_resilient("follower", lambda: follower.run(stop, poll_interval), stop),
+            # one follower per chain: a standby waits here until the leader's lock is free
+            target=_resilient(
+                "follower",
+                lambda: lead_then_run(leader, lambda term: follower.run(term, poll_interval), stop),
+                stop,
+            ),
             name="follower",
         ),
         threading.Thread(
@@ -268,6 +275,7 @@ def run_service(
         supervisor.stop_all(timeout=30)
         if metrics is not None:
             metrics.stop()
+        leader.close()
         rpc.close()
         log.info("stopped")
 
