@@ -329,9 +329,17 @@ def nearest(
     Vectors wider than halfvec's index limit are searched by their binary quantisation: the
     ``rerank × k`` nearest by Hamming distance are fetched through the index, then ordered by
     exact cosine on the full vectors."""
+    # the query vector travels as a bound parameter: against a join operand the planner
+    # cannot use the HNSW index and sorts every row instead
+    query = session.execute(
+        text("SELECT vec::text FROM embeddings WHERE image_sha256 = :sha AND extractor = :x"),
+        {"sha": image_sha256, "x": extractor},
+    ).scalar()
+    if query is None:
+        return []
     session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     filters = ["e.extractor = :extractor", "e.image_sha256 <> :sha"]
-    params: dict[str, Any] = {"extractor": extractor, "sha": image_sha256, "k": k}
+    params: dict[str, Any] = {"extractor": extractor, "sha": image_sha256, "k": k, "q": query}
     if contract is not None:
         filters.append("t.contract = :contract")
         params["contract"] = contract.lower()
@@ -345,33 +353,35 @@ def nearest(
     if dim <= HALFVEC_MAX_DIM:
         cast = f"halfvec({dim})"
         session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
+        # relaxed_order may return neighbours slightly out of order: sort the k found
         sql = f"""
-        WITH q AS (SELECT vec::{cast} AS v FROM embeddings
-                   WHERE image_sha256 = :sha AND extractor = :extractor)
-        SELECT {columns}, e.image_sha256, 1 - (e.vec::{cast} <=> q.v) AS similarity
-        FROM q, embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
-        WHERE {where}
-        ORDER BY e.vec::{cast} <=> q.v
-        LIMIT :k
+        WITH c AS MATERIALIZED (
+            SELECT {columns}, e.image_sha256,
+                   1 - (e.vec::{cast} <=> CAST(:q AS {cast})) AS similarity
+            FROM embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
+            WHERE {where}
+            ORDER BY e.vec::{cast} <=> CAST(:q AS {cast})
+            LIMIT :k
+        )
+        SELECT * FROM c ORDER BY similarity DESC
         """
     else:
-        bits = f"binary_quantize(e.vec)::bit({dim})"
+        bits = f"bit({dim})"
         params["candidates"] = candidates = max(k * rerank, k)
         session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), candidates)}"))
         # the inner ORDER BY must be the indexed expression itself for HNSW to serve it
         sql = f"""
-        WITH q AS (SELECT vec AS v, binary_quantize(vec)::bit({dim}) AS b FROM embeddings
-                   WHERE image_sha256 = :sha AND extractor = :extractor),
-        c AS MATERIALIZED (
+        WITH c AS MATERIALIZED (
             SELECT {columns}, e.image_sha256, e.vec
-            FROM q, embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
+            FROM embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
             WHERE {where}
-            ORDER BY {bits} <~> q.b
+            ORDER BY binary_quantize(e.vec)::{bits}
+                 <~> binary_quantize(CAST(:q AS halfvec))::{bits}
             LIMIT :candidates
         )
-        SELECT c.*, 1 - (c.vec <=> q.v) AS similarity
-        FROM c, q
-        ORDER BY c.vec <=> q.v
+        SELECT c.*, 1 - (c.vec <=> CAST(:q AS halfvec)) AS similarity
+        FROM c
+        ORDER BY c.vec <=> CAST(:q AS halfvec)
         LIMIT :k
         """
     return [
