@@ -46,6 +46,7 @@ def run_demo(
     out_dir: Path | None = None,
     as_json: bool = False,
     timeout: float = 900.0,
+    serve_port: int | None = None,
 ) -> dict[str, Any]:
     """Start embedded Postgres, anvil and a local IPFS gateway, with kombu's SQLAlchemy transport
     on that Postgres as the broker (or CELERY_BROKER_URL when set), then run the story."""
@@ -75,10 +76,52 @@ def run_demo(
             out_dir=out_dir,
             console=console,
             timeout=timeout,
+            after=_desk_server(serve_port, console, as_json)
+            if serve_port is not None
+            else _print_summary(console, as_json),
         )
-    if not as_json:
-        report.render(summary, console)
     return summary
+
+
+def _print_summary(
+    console: Console, as_json: bool
+) -> Callable[[sessionmaker[Session], dict[str, Any]], None]:
+    def show(factory: sessionmaker[Session], summary: dict[str, Any]) -> None:
+        if not as_json:
+            report.render(summary, console)
+
+    return show
+
+
+def _desk_server(
+    port: int, console: Console, as_json: bool
+) -> Callable[[sessionmaker[Session], dict[str, Any]], None]:
+    """Print the summary, then serve the API and desk page over the demo's data, with workers
+    still running, until Ctrl-C."""
+
+    def serve(factory: sessionmaker[Session], summary: dict[str, Any]) -> None:
+        import secrets
+
+        import uvicorn
+
+        from nftwatch.api import create_app
+
+        if not as_json:
+            report.render(summary, console)
+        key = secrets.token_urlsafe(16)
+        console.rule("the loan desk")
+        console.print(
+            f"desk page: http://127.0.0.1:{port}/   API key: [bold]{key}[/bold]   "
+            "(Ctrl-C stops the demo)"
+        )
+        uvicorn.run(
+            create_app(factory, api_keys=[key], chain_id_default=CHAIN_ID),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+
+    return serve
 
 
 def run_story(
@@ -94,6 +137,7 @@ def run_story(
     console: Console,
     timeout: float = 900.0,
     listed: int = 3,
+    after: Callable[[sessionmaker[Session], dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Everything after the servers: workers, dispatcher, the on-chain story, backfill and live
     follow, then the report. Stops what it started, also on Ctrl-C."""
@@ -206,6 +250,8 @@ def run_story(
             out_dir=out_dir,
             worker_config=cfg,
         )
+        if after is not None:
+            after(factory, summary)
         stop.set()
         follower_thread.join(timeout=5)
         dispatcher.join(timeout=5)
