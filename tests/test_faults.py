@@ -27,14 +27,16 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
+from web3 import Web3
 
 from nftvision.extractors import get_extractor
 from nftvision.media import decode_media
 from nftwatch import chaintools
 from nftwatch.demo import content, world
-from nftwatch.embedded import Anvil, free_port
+from nftwatch.embedded import Anvil, EmbeddedPostgres, free_port
 from nftwatch.ipfs_gateway import LocalIpfsGateway
-from store.models import Embedding, Media, Outbox, Token, Transfer
+from store.db import upgrade
+from store.models import Block, Embedding, Media, Outbox, Token, Transfer
 from store.queries import as_floats
 
 EXTRACTOR = "gradient-v1"
@@ -70,10 +72,7 @@ def gateway() -> Iterator[LocalIpfsGateway]:
     gw.stop()
 
 
-@pytest.fixture
-def scene(gateway: LocalIpfsGateway) -> Iterator[World]:
-    """Two collections of four tokens, published on the gateway and deployed, not yet minted."""
-    node = Anvil(chain_id=CHAIN_ID)
+def _scene(gateway: LocalIpfsGateway, node: Anvil) -> Iterator[World]:
     node.start()
     try:
         collections = content.build_collections(PER_COLLECTION, seed=5)[1:3]
@@ -84,6 +83,20 @@ def scene(gateway: LocalIpfsGateway) -> Iterator[World]:
         yield World(node, gateway, w3, deployed, holders)
     finally:
         node.stop()
+
+
+@pytest.fixture
+def scene(gateway: LocalIpfsGateway) -> Iterator[World]:
+    """Two collections of four tokens, published on the gateway and deployed, not yet minted."""
+    yield from _scene(gateway, Anvil(chain_id=CHAIN_ID))
+
+
+@pytest.fixture
+def stateful_scene(gateway: LocalIpfsGateway, tmp_path: Path) -> Iterator[World]:
+    """The same scene on an anvil that writes its chain to a file when stopped and reads it back
+    when started again (same port): a node that goes away and returns with its blocks."""
+    state = tmp_path / "anvil-state.json"
+    yield from _scene(gateway, Anvil(chain_id=CHAIN_ID, extra_args=("--state", str(state))))
 
 
 class Service:
@@ -469,3 +482,112 @@ def test_redis_restart_loses_no_work(
     scene.gateway.latency = 0.0
     wait_for("the whole pipeline", pipeline_done(db_url, scene.tokens), svc)
     assert_as_uninterrupted(db_url, scene)
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A Postgres of this test alone, kept on disk so that it can be stopped and started again
+    on the same data directory (and the same socket) without touching the session's server."""
+    server = EmbeddedPostgres(tmp_path / "pg", persistent=True)
+    upgrade(server.start())
+    yield server
+    server.stop()
+
+
+def test_postgres_restart_service_reconnects_and_completes(
+    scene: World,
+    own_postgres: EmbeddedPostgres,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    services: list[Service],
+) -> None:
+    url = own_postgres.url
+    env = service_env(scene, url, redis_url, redis_prefix, tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(url), svc)
+    scene.gateway.latency = 0.2  # keeps tasks in flight when the database goes
+    scene.mint(scene.deployed[:1])
+    wait_for("the first image", lambda: scalar(url, "SELECT count(*) FROM media") > 0, svc)
+    own_postgres.stop()  # every connection of the service and its workers is cut
+    scene.mint(scene.deployed[1:])  # blocks the follower can only store after the restart
+    time.sleep(4)
+    own_postgres.start()  # same data directory, same socket: the same URL
+    scene.gateway.latency = 0.0
+    wait_for("the whole pipeline after the restart", pipeline_done(url, scene.tokens), svc)
+    assert_as_uninterrupted(url, scene)
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _chain_transfers(scene: World) -> set[tuple[int, str, str, int]]:
+    """Every Transfer log of the scene's collections on the node: (block, block hash, tx, index)."""
+    logs = scene.w3.eth.get_logs(
+        {
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "address": [Web3.to_checksum_address(d.address) for d in scene.deployed],
+            "topics": [Web3.keccak(text="Transfer(address,address,uint256)")],
+        }
+    )
+    return {
+        (
+            int(entry["blockNumber"]),
+            _hex(entry["blockHash"]),
+            _hex(entry["transactionHash"]),
+            int(entry["logIndex"]),
+        )
+        for entry in logs
+    }
+
+
+def test_anvil_down_30s_follower_catches_up_without_gap(
+    stateful_scene: World,
+    db_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    services: list[Service],
+) -> None:
+    scene = stateful_scene
+    env = service_env(scene, db_url, redis_url, redis_prefix, tmp_path)
+    svc = start(services, env, tmp_path)
+    wait_for("the follower's first poll", following(db_url), svc)
+    scene.mint(scene.deployed[:1])
+    first = len(scene.deployed[0].collection.tokens)
+    wait_for(
+        "the first collection ingested",
+        lambda: scalar(db_url, "SELECT count(*) FROM transfers") == first,
+        svc,
+    )
+    head_before = scene.w3.eth.block_number
+    scene.anvil.stop()  # writes its chain to the state file
+    time.sleep(30)
+    scene.anvil.start()  # same port, the chain read back
+    assert scene.w3.eth.block_number == head_before
+    scene.mint(scene.deployed[1:])
+    wait_for(
+        "the whole pipeline after the node came back", pipeline_done(db_url, scene.tokens), svc
+    )
+    assert_as_uninterrupted(db_url, scene)
+    # no gap and no double: the stored events are exactly the node's, block by block
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as s:
+            stored = s.execute(
+                select(
+                    Transfer.block_number, Transfer.block_hash, Transfer.tx_hash, Transfer.log_index
+                )
+            ).all()
+            blocks = dict(s.execute(select(Block.number, Block.hash)).all())
+    finally:
+        engine.dispose()
+    on_chain = _chain_transfers(scene)
+    assert len(stored) == len(set(stored)) == len(on_chain)
+    assert {(int(b), h.lower(), t.lower(), int(i)) for b, h, t, i in stored} == on_chain
+    # every stored block is the node's block at that height, and holds its events
+    assert {b for b, *_ in on_chain} <= set(blocks)
+    for number, block_hash in blocks.items():
+        assert block_hash.lower() == _hex(scene.w3.eth.get_block(number)["hash"]), number
