@@ -1,6 +1,16 @@
-"""On-demand valuation: make sure the token is resolved and embedded (the urgent queue runs
-those steps itself rather than waiting behind a backfill), gather the collection's sales, traits
-and vectors, fit or reuse the collection's model, and store the valuation with its inputs."""
+"""On-demand valuation, fast enough for a loan desk while a backfill runs.
+
+The urgent path does only what this one token needs: resolve it if it never was, embed its image
+with the comparables' extractor alone (the embed queue adds the other extractors later), look up
+its visual neighbours, and value it with the collection's fitted model.
+
+Fitting is kept off that path: each worker process holds one fitted model per collection and
+reuses it until the collection's sales or tokens change; a refit then runs in a background thread
+(at most one per collection, at most every ``REFIT_INTERVAL_S``) while valuations go on with the
+current fit. A new sale only moves the market level and the comparables (``with_sales``, no
+refit). A token the fit never saw, or whose traits changed since, is valued by the thin-market
+method from its visual neighbours, and the valuation says so. Every valuation records the model
+version, the time it was fit as of, its inputs and how long each step took."""
 
 from __future__ import annotations
 
@@ -8,13 +18,18 @@ import datetime as dt
 import logging
 import math
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from store import queries
-from store.models import Embedding, Token
+from store.models import Embedding, Sale, Token
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -22,9 +37,10 @@ log = logging.getLogger(__name__)
 WEI = Decimal(10**18)
 PREFERRED_EXTRACTOR = "effnet-lite0-v1"
 NEIGHBOURS = 8
+REFIT_INTERVAL_S = 30.0  # a collection's model is refit at most this often, in the background
 
-_models: dict[tuple[int, str], tuple[tuple[int, int], Any]] = {}
-_models_lock = threading.Lock()
+# what a fit or a market state was computed from: (sale count, max block, block sum)
+Stamp = tuple[int, int, int]
 
 
 def comparables_extractor(ctx: WorkerContext) -> str:
@@ -32,59 +48,71 @@ def comparables_extractor(ctx: WorkerContext) -> str:
     return PREFERRED_EXTRACTOR if PREFERRED_EXTRACTOR in names else names[-1]
 
 
+class _Timer:
+    """Milliseconds per step of one valuation, recorded with it."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1e3, 1)
+
+
 def value_now(
     ctx: WorkerContext, chain_id: int, contract: str, token_id: int, *, reason: str = ""
 ) -> int:
     """Value one token now; returns the stored valuation's id."""
-    from worker.tasks import embed_batch, resolve_batch
+    from worker.resolving import resolve_batch
 
     contract = contract.lower()
-    with ctx.factory() as s:
+    timer = _Timer()
+    extractor = comparables_extractor(ctx)
+    with timer.step("read_token"), ctx.factory() as s:
         row = queries.token(s, chain_id, contract, token_id)
         needs_resolve = row is None or row.metadata_status != "ok"
     if needs_resolve:
-        resolve_batch(ctx, chain_id, contract, [token_id])
-    with ctx.factory() as s:
-        row = queries.token(s, chain_id, contract, token_id)
-        sha = row.image_sha256 if row is not None else None
+        with timer.step("resolve"):
+            resolve_batch(ctx, chain_id, contract, [token_id])
+        with ctx.factory() as s:
+            row = queries.token(s, chain_id, contract, token_id)
+    sha = row.image_sha256 if row is not None else None
+    traits = traits_of(row.attributes) if row is not None else {}
     if sha is not None:
-        embed_batch(ctx, [sha])
-    return _value(ctx, chain_id, contract, token_id, sha, reason)
+        with timer.step("embed"):
+            embed_one(ctx, sha, extractor)
+    return _value(ctx, chain_id, contract, token_id, sha, traits, reason, timer)
 
 
-def _collection_inputs(
-    ctx: WorkerContext, chain_id: int, contract: str, extractor: str
-) -> tuple[list[Any], dict[int, dict[str, str]], dict[int, list[float]]]:
-    from nftvision.valuation.sales import SaleRecord
+def embed_one(ctx: WorkerContext, sha: str, extractor: str) -> bool:
+    """Embed one stored image with one extractor unless it already is; True if it stored one.
+
+    The extractor is loaded once per process (``ctx.extractor``)."""
+    from nftvision.media import decode_media
 
     with ctx.factory() as s:
-        sales = [
-            SaleRecord(
-                time=sale.block_time,
-                token_id=int(sale.token_id),
-                price_eth=float(Decimal(sale.price_wei) / WEI),
-                seller=sale.seller,
-                buyer=sale.buyer,
-                tx_hash=sale.tx_hash,
-            )
-            for sale in queries.collection_sales(s, chain_id, contract)
-            if sale.price_wei > 0
-        ]
-        rows = s.execute(
-            select(Token.token_id, Token.attributes, Embedding.vec)
-            .outerjoin(
-                Embedding,
-                (Embedding.image_sha256 == Token.image_sha256) & (Embedding.extractor == extractor),
-            )
-            .where(Token.chain_id == chain_id, Token.contract == contract)
-        ).all()
-    attributes: dict[int, dict[str, str]] = {}
-    vectors: dict[int, list[float]] = {}
-    for tid, attrs, vec in rows:
-        attributes[int(tid)] = traits_of(attrs)
-        if vec is not None:
-            vectors[int(tid)] = queries.as_floats(vec)
-    return sales, attributes, vectors
+        if not queries.missing_embeddings(s, extractor, [sha]):
+            return False
+        content = queries.media_content(s, [sha]).get(sha)
+    if content is None:
+        return False
+    try:
+        image = decode_media(content).image
+    except Exception as exc:  # stored media decoded once already; value without a vector
+        log.warning("image %s no longer decodes: %s", sha, exc)
+        return False
+    model = ctx.extractor(extractor)
+    vector = model.embed([image], batch_size=1).tolist()[0]
+    ctx.ensure_index(extractor, model.dim)
+    with ctx.factory.begin() as s:
+        queries.store_embeddings(
+            s, extractor, model.weights, model.preprocess_version, [(sha, vector)]
+        )
+    return True
 
 
 def traits_of(attrs: Any) -> dict[str, str]:
@@ -97,27 +125,200 @@ def traits_of(attrs: Any) -> dict[str, str]:
     return out
 
 
-def _model(
-    ctx: WorkerContext,
-    chain_id: int,
-    contract: str,
-    inputs: tuple[list[Any], dict[int, dict[str, str]], dict[int, list[float]]],
-    at: dt.datetime,
-) -> Any:
-    """The collection's fitted model, refit when its sales or tokens changed."""
-    from nftvision.valuation.model import fit
+# ------------------------------------------------------------------ reading the collection
 
-    sales, attributes, vectors = inputs
-    stamp = (len(sales), len(attributes) + len(vectors))
-    key = (chain_id, contract)
-    with _models_lock:
-        cached = _models.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    model = fit(sales, attributes, as_of=at, embeddings=vectors or None)
-    with _models_lock:
-        _models[key] = (stamp, model)
-    return model
+
+def _sales_stamp(s: Session, chain_id: int, contract: str) -> Stamp:
+    """A cheap fingerprint of the collection's sales: changes when one is added or rolled back."""
+    n, top, total = s.execute(
+        select(
+            func.count(),
+            func.coalesce(func.max(Sale.block_number), 0),
+            func.coalesce(func.sum(Sale.block_number), 0),
+        ).where(Sale.chain_id == chain_id, Sale.contract == contract)
+    ).one()
+    return int(n), int(top), int(total)
+
+
+def _tokens_stamp(s: Session, chain_id: int, contract: str, extractor: str) -> tuple[int, int]:
+    """How many of the collection's tokens have traits and how many a vector."""
+    resolved, embedded = s.execute(
+        select(func.count(Token.attributes), func.count(Embedding.image_sha256))
+        .select_from(Token)
+        .outerjoin(
+            Embedding,
+            (Embedding.image_sha256 == Token.image_sha256) & (Embedding.extractor == extractor),
+        )
+        .where(Token.chain_id == chain_id, Token.contract == contract)
+    ).one()
+    return int(resolved), int(embedded)
+
+
+def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
+    from nftvision.valuation.sales import SaleRecord
+
+    return [
+        SaleRecord(
+            time=sale.block_time,
+            token_id=int(sale.token_id),
+            price_eth=float(Decimal(sale.price_wei) / WEI),
+            seller=sale.seller,
+            buyer=sale.buyer,
+            tx_hash=sale.tx_hash,
+        )
+        for sale in queries.collection_sales(s, chain_id, contract)
+        if sale.price_wei > 0
+    ]
+
+
+def _load_tokens(
+    s: Session, chain_id: int, contract: str, extractor: str
+) -> tuple[dict[int, dict[str, str]], dict[int, list[float]]]:
+    rows = s.execute(
+        select(Token.token_id, Token.attributes, Embedding.vec)
+        .outerjoin(
+            Embedding,
+            (Embedding.image_sha256 == Token.image_sha256) & (Embedding.extractor == extractor),
+        )
+        .where(Token.chain_id == chain_id, Token.contract == contract)
+    ).all()
+    attributes: dict[int, dict[str, str]] = {}
+    vectors: dict[int, list[float]] = {}
+    for tid, attrs, vec in rows:
+        attributes[int(tid)] = traits_of(attrs)
+        if vec is not None:
+            vectors[int(tid)] = queries.as_floats(vec)
+    return attributes, vectors
+
+
+def _valuation_time(sales: list[Any]) -> dt.datetime:
+    """Now, or just after the latest recorded sale when the chain's clock runs ahead of ours
+    (a local node mines faster than a block a second): nothing after this time is used."""
+    now = dt.datetime.now(dt.UTC)
+    latest = max((s.time for s in sales), default=now)
+    return max(now, latest + dt.timedelta(microseconds=1))
+
+
+# ------------------------------------------------------------------ fitted models, reused
+
+
+@dataclass
+class _Entry:
+    """One collection's model in this process and the data it reflects."""
+
+    model: Any = None  # FittedModel over ``sales``, or None (never fit, or too little history)
+    traits: dict[int, dict[str, str]] = field(default_factory=dict)  # as the fit saw them
+    fit_stamp: tuple[Stamp, tuple[int, int]] | None = None  # (sales, tokens) the fit read
+    sales_stamp: Stamp | None = None  # the sales ``sales`` holds
+    sales: list[Any] = field(default_factory=list)
+    fitted_at: float = -math.inf  # monotonic seconds of the last fit attempt
+    refitting: bool = False
+    error: str | None = None  # why the last fit refused
+    first_fit: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ModelCache:
+    """Fitted models per (chain, contract), refit in the background when their data changed."""
+
+    def __init__(self, refit_interval_s: float = REFIT_INTERVAL_S) -> None:
+        self.refit_interval_s = refit_interval_s
+        self._entries: dict[tuple[int, str], _Entry] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def current(
+        self,
+        ctx: WorkerContext,
+        chain_id: int,
+        contract: str,
+        extractor: str,
+        sales_stamp: Stamp,
+        tokens_stamp: tuple[int, int],
+    ) -> _Entry:
+        """The collection's model over its current sales: fit now when there is none yet,
+        otherwise the existing fit (refit in the background when sales or tokens changed)."""
+        key = (chain_id, contract)
+        with self._lock:
+            entry = self._entries.setdefault(key, _Entry())
+        with entry.first_fit:  # nothing to serve yet: fit once, in the foreground
+            if entry.fitted_at == -math.inf:
+                self._refit(ctx, key, extractor)
+        with self._lock:
+            if entry.sales_stamp != sales_stamp:
+                with ctx.factory() as s:
+                    sales = _load_sales(s, chain_id, contract)
+                entry.sales, entry.sales_stamp = sales, sales_stamp
+                if entry.model is not None:  # a new sale moves the level and comparables only
+                    entry.model = entry.model.with_sales(sales)
+            stale = entry.fit_stamp != (sales_stamp, tokens_stamp)
+            due = time.monotonic() - entry.fitted_at >= self.refit_interval_s
+            if stale and due and not entry.refitting:
+                entry.refitting = True
+                thread = threading.Thread(
+                    target=self._refit,
+                    args=(ctx, key, extractor),
+                    name=f"refit-{contract[:10]}",
+                    daemon=True,
+                )
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                thread.start()
+            return replace(entry)  # a consistent copy: a refit may swap the model meanwhile
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Wait for background refits (tests, shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _refit(self, ctx: WorkerContext, key: tuple[int, str], extractor: str) -> None:
+        from nftvision.valuation.model import fit
+        from nftvision.valuation.thin import MIN_MODEL_SALES
+
+        chain_id, contract = key
+        model, error = None, None
+        try:
+            with ctx.factory() as s, s.begin():  # one snapshot for the stamps and the data
+                stamp = (
+                    _sales_stamp(s, chain_id, contract),
+                    _tokens_stamp(s, chain_id, contract, extractor),
+                )
+                sales = _load_sales(s, chain_id, contract)
+                attributes, vectors = _load_tokens(s, chain_id, contract, extractor)
+            if len(sales) >= MIN_MODEL_SALES and attributes:
+                try:
+                    model = fit(
+                        sales, attributes, as_of=_valuation_time(sales), embeddings=vectors or None
+                    )
+                except ValueError as exc:  # the model refuses too little usable history
+                    error = str(exc)
+            else:
+                error = f"{len(sales)} sales: too few to fit"
+        except Exception as exc:  # a failed refit keeps the previous fit serving
+            log.exception("refit of %s failed", contract)
+            with self._lock:
+                entry = self._entries[key]
+                entry.refitting, entry.fitted_at, entry.error = False, time.monotonic(), str(exc)
+            return
+        with self._lock:
+            entry = self._entries[key]
+            entry.fitted_at, entry.refitting, entry.error = time.monotonic(), False, error
+            entry.fit_stamp = stamp
+            if model is not None or entry.model is None:
+                entry.model, entry.traits = model, attributes
+                entry.sales, entry.sales_stamp = sales, stamp[0]
+        if model is not None:
+            log.info(
+                "fitted %s for %s on %d sales", model.model_version, contract, model.training_sales
+            )
+
+
+MODELS = ModelCache()
+
+
+# ------------------------------------------------------------------ one valuation
 
 
 def _neighbours(
@@ -144,48 +345,58 @@ def _neighbours(
         )
 
 
-def _valuation_time(sales: list[Any]) -> dt.datetime:
-    """Now, or just after the latest recorded sale when the chain's clock runs ahead of ours
-    (a local node mines faster than a block a second): nothing after this time is used."""
-    now = dt.datetime.now(dt.UTC)
-    latest = max((s.time for s in sales), default=now)
-    return max(now, latest + dt.timedelta(microseconds=1))
-
-
 def _value(
-    ctx: WorkerContext, chain_id: int, contract: str, token_id: int, sha: str | None, reason: str
+    ctx: WorkerContext,
+    chain_id: int,
+    contract: str,
+    token_id: int,
+    sha: str | None,
+    traits: dict[str, str],
+    reason: str,
+    timer: _Timer,
+    cache: ModelCache | None = None,
 ) -> int:
-    from nftvision.valuation.thin import MIN_MODEL_SALES, Neighbour, value_thin_market
+    from nftvision.valuation.thin import Neighbour, value_thin_market
 
+    cache = cache or MODELS
     extractor = comparables_extractor(ctx)
-    sales, attributes, vectors = _collection_inputs(ctx, chain_id, contract, extractor)
+    with timer.step("stamps"), ctx.factory() as s:
+        sales_stamp = _sales_stamp(s, chain_id, contract)
+        tokens_stamp = _tokens_stamp(s, chain_id, contract, extractor)
+    with timer.step("model"):
+        entry = cache.current(ctx, chain_id, contract, extractor, sales_stamp, tokens_stamp)
+    sales = entry.sales
     at = _valuation_time(sales)
-    neighbours = _neighbours(ctx, chain_id, contract, sha, extractor)
+    with timer.step("neighbours"):
+        neighbours = _neighbours(ctx, chain_id, contract, sha, extractor)
+    model = entry.model
     valuation = None
-    if len(sales) >= MIN_MODEL_SALES and token_id in attributes:
-        try:
-            model = _model(ctx, chain_id, contract, (sales, attributes, vectors), at)
+    method = "fitted"
+    with timer.step("value"):
+        if model is None:
+            method = f"thin: no fitted model ({entry.error or 'none yet'})"
+        elif token_id not in model.space.index:
+            method = "thin: token not in the fit"
+        elif entry.traits.get(token_id, {}) != traits:
+            method = "thin: traits changed since the fit"
+        else:
             valuation = model.value(token_id, at)
             training = model.training_sales
-        except ValueError as exc:  # the model refuses too little usable history
-            log.info(
-                "collection model unavailable for %s (%s); thin-market valuation", contract, exc
+        if valuation is None:
+            valuation = value_thin_market(
+                token_id,
+                at,
+                sales,
+                [
+                    Neighbour(
+                        n.token_id,
+                        n.similarity,
+                        float(Decimal(n.last_sale_wei) / WEI) if n.last_sale_wei else None,
+                    )
+                    for n in neighbours
+                ],
             )
-    if valuation is None:
-        valuation = value_thin_market(
-            token_id,
-            at,
-            sales,
-            [
-                Neighbour(
-                    n.token_id,
-                    n.similarity,
-                    float(Decimal(n.last_sale_wei) / WEI) if n.last_sale_wei else None,
-                )
-                for n in neighbours
-            ],
-        )
-        training = len(sales)
+            training = len(sales)
     explanation = dict(valuation.explanation)
     explanation["visual_neighbours"] = [
         {
@@ -200,7 +411,18 @@ def _value(
     ]
     explanation = json_safe(explanation)
     price = _finite(valuation.price_eth)
-    with ctx.factory.begin() as s:
+    inputs: dict[str, Any] = {
+        "reason": reason,
+        "method": method,
+        "extractor": extractor,
+        "as_of": at.isoformat(),
+        "training_sales": training,
+        "sales_seen": len(sales),
+        "fit_as_of": model.as_of.isoformat() if model is not None else None,
+        "fit_version": model.model_version if model is not None else None,
+    }
+    with timer.step("store"), ctx.factory.begin() as s:
+        inputs["timings_ms"] = dict(timer.ms)
         return queries.store_valuation(
             s,
             chain_id=chain_id,
@@ -213,12 +435,7 @@ def _value(
             price_high_eth=_finite(valuation.high_eth) if price is not None else None,
             confidence=_finite(valuation.confidence) or 0.0,
             explanation=explanation,
-            inputs={
-                "reason": reason,
-                "extractor": extractor,
-                "as_of": at.isoformat(),
-                "training_sales": training,
-            },
+            inputs=inputs,
         )
 
 
