@@ -91,53 +91,20 @@ def load(url: str, vecs: np.ndarray, owners: np.ndarray, extractor: str, base: i
 
 
 def build(url: str, extractor: str, dim: int, m: int, ef_construction: int) -> float:
+    """Build through ``ensure_vector_index``, with the graph in memory (database-level settings,
+    so the connection that builds the index has them)."""
     engine = make_engine(url)
-    dsn_settings = "SET maintenance_work_mem = '2GB'; SET max_parallel_maintenance_workers = 2"
     with engine.begin() as conn:
-        conn.exec_driver_sql(dsn_settings)
-    # session-level settings must live on the connection that builds the index
+        db = conn.exec_driver_sql("SELECT current_database()").scalar()
+        conn.exec_driver_sql(f"ALTER DATABASE \"{db}\" SET maintenance_work_mem = '2GB'")
+        conn.exec_driver_sql(f'ALTER DATABASE "{db}" SET max_parallel_maintenance_workers = 2')
+    engine.dispose()
+    engine = make_engine(url)
     start = time.perf_counter()
-    with engine.connect() as conn:
-        conn.exec_driver_sql(dsn_settings)
-        conn.commit()
-        queries.ensure_vector_index(
-            _OnConnection(conn), extractor, dim, m=m, ef_construction=ef_construction
-        )
+    queries.ensure_vector_index(engine, extractor, dim, m=m, ef_construction=ef_construction)
     took = time.perf_counter() - start
     engine.dispose()
     return took
-
-
-class _OnConnection:
-    """Hands ``ensure_vector_index`` one connection, so its session settings apply."""
-
-    def __init__(self, conn: object) -> None:
-        self.conn = conn
-
-    def connect(self) -> object:
-        return _NoClose(self.conn)
-
-    def begin(self) -> object:
-        return _Begin(self.conn)
-
-
-class _NoClose:
-    def __init__(self, conn: object) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> object:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.rollback()  # type: ignore[attr-defined]
-
-
-class _Begin(_NoClose):
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.conn.commit()  # type: ignore[attr-defined]
-        else:
-            self.conn.rollback()  # type: ignore[attr-defined]
 
 
 def exact_top(vecs32: np.ndarray, q: int, k: int, mask: np.ndarray | None) -> set[int]:
