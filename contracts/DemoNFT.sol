@@ -5,6 +5,7 @@ import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {IERC4906} from "@openzeppelin/contracts/interfaces/IERC4906.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 /// An ERC-721 collection for tests and the demo. tokenURI is baseURI + decimal id with no
 /// extension (BAYC style, `ipfs://<dirCID>/<id>`); changing the base URI announces an EIP-4906
@@ -32,6 +33,38 @@ contract DemoNFT is ERC721, IERC4906 {
         for (uint256 i = 0; i < ids.length; i++) {
             _mint(to, ids[i]);
         }
+    }
+
+    /// A paid public mint: the ETH goes to the contract (a primary sale without a market event).
+    function mintPaid(uint256 id) external payable {
+        require(msg.value > 0, "price");
+        _mint(msg.sender, id);
+    }
+
+    /// Holders ask a price; anyone pays it straight to the holder here: a sale with no market
+    /// event, known only from the transaction's value.
+    mapping(uint256 => uint256) public askOf;
+
+    function ask(uint256 id, uint256 price) external {
+        require(ownerOf(id) == msg.sender, "not holder");
+        askOf[id] = price;
+    }
+
+    function buyFrom(address holder, uint256 id) external payable {
+        require(askOf[id] > 0 && msg.value == askOf[id], "price");
+        delete askOf[id];
+        _transfer(holder, msg.sender, id);
+        (bool ok,) = payable(holder).call{value: msg.value}("");
+        require(ok, "pay");
+    }
+
+    /// The same paid in an ERC-20 (WETH on mainnet): the buyer approved this contract first.
+    function buyWithToken(address holder, uint256 id, address token) external {
+        uint256 price = askOf[id];
+        require(price > 0, "price");
+        delete askOf[id];
+        require(IERC20(token).transferFrom(msg.sender, holder, price), "pay");
+        _transfer(holder, msg.sender, id);
     }
 
     function burn(uint256 id) external {

@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from listeners.decode import ALL_TOPICS, MARKET_TOPICS, Decoded, decode_logs
+from listeners.decode import ALL_TOPICS, MARKET_TOPICS, WETH, Decoded, decode_logs
 from listeners.errors import RangeTooLarge, Retryable
+from listeners.inferred import infer_sales
 from listeners.pipeline import Writer
 from listeners.rpc import BlockHeader, Rpc
 from store.chain import get_checkpoint, record_batch
@@ -72,6 +73,16 @@ def fetch_logs(rpc: Rpc, start: int, end: int, addresses: list[str] | None) -> l
         logs = logs + market
         logs.sort(key=lambda lg: (int(lg["blockNumber"], 16), int(lg["logIndex"], 16)))
     return logs
+
+
+def add_inferred_sales(
+    rpc: Rpc, decoded: Decoded, watched: frozenset[str] | None, weth_contracts: frozenset[str]
+) -> None:
+    """Sales without a marketplace event (watched collections only), merged in chain order."""
+    inferred = infer_sales(rpc, decoded, watched, weth_contracts=weth_contracts)
+    if inferred:
+        decoded.sales.extend(inferred)
+        decoded.sales.sort(key=lambda s: (s.block_number, s.log_index, s.batch_index))
 
 
 def headers_for(rpc: Rpc, decoded: Decoded) -> dict[int, BlockHeader]:
@@ -144,6 +155,7 @@ def backfill(
     max_consecutive: int = 10_000,
     checkpoint: str | None = None,
     pipeline_depth: int = 2,
+    weth_contracts: frozenset[str] = frozenset({WETH}),
 ) -> BackfillStats:
     """Scan ``[from_block, to_block]`` for the events of ``addresses`` (``None``: every NFT
     contract) and record them. Resumes from this range's checkpoint; idempotent."""
@@ -176,6 +188,7 @@ def backfill(
                     nft_contracts=nft_contracts,
                     max_consecutive=max_consecutive,
                 )
+                add_inferred_sales(rpc, decoded, nft_contracts, weth_contracts)
                 headers = headers_for(rpc, decoded)
                 if not _consistent(decoded, headers):
                     raise Retryable(f"blocks {start}-{end} changed while reading them (reorg)")

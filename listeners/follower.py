@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from listeners.backfill import fetch_logs, record_decoded
-from listeners.decode import decode_logs
+from listeners.backfill import add_inferred_sales, fetch_logs, record_decoded
+from listeners.decode import WETH, decode_logs
 from listeners.errors import ListenerError, Retryable
+from listeners.heads import HeadWatcher
 from listeners.rpc import BlockHeader, Rpc
 from store.chain import block_hashes, get_checkpoint, rollback_to, set_checkpoint
 
@@ -45,6 +47,9 @@ class Follower:
         max_blocks_per_poll: int = 500,
         max_reorg_depth: int = 1_000,
         legacy_contracts: frozenset[str] = frozenset(),
+        weth_contracts: frozenset[str] = frozenset({WETH}),
+        ws_url: str | None = None,
+        ws_safety_poll: float = 15.0,
     ) -> None:
         self.rpc = rpc
         self.sessions = session_factory
@@ -56,6 +61,10 @@ class Follower:
         self.max_blocks = max(1, max_blocks_per_poll)
         self.max_reorg_depth = max_reorg_depth
         self.legacy_contracts = legacy_contracts
+        self.weth_contracts = frozenset(a.lower() for a in weth_contracts)
+        self.ws_url = ws_url
+        self.ws_safety_poll = ws_safety_poll
+        self.heads: HeadWatcher | None = None
         self.checkpoint = f"follow:{chain_id}"
         self.stats = FollowerStats()
 
@@ -99,6 +108,7 @@ class Follower:
         decoded = decode_logs(
             logs, legacy_contracts=self.legacy_contracts, nft_contracts=self.nft_contracts
         )
+        add_inferred_sales(self.rpc, decoded, self.nft_contracts, self.weth_contracts)
         with self.sessions.begin() as s:
             record_decoded(
                 s, self.chain_id, headers, decoded, self.checkpoint, end, headers[-1].hash
@@ -142,12 +152,38 @@ class Follower:
         return ancestor
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Poll until ``stop`` is set; retryable errors are logged and retried next interval."""
+        """Poll until ``stop`` is set; retryable errors are logged and retried next interval.
+
+        With ``ws_url``, a new head wakes the follower at once; while subscribed it polls only
+        every ``ws_safety_poll`` seconds, else (socket down) every ``interval``."""
+        wake = threading.Event()
+        watcher_thread: threading.Thread | None = None
+        if self.ws_url:
+            self.heads = HeadWatcher(self.ws_url, wake)
+            watcher_thread = threading.Thread(
+                target=self.heads.run, args=(stop,), name="new-heads", daemon=True
+            )
+            watcher_thread.start()
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    ingested = self.poll_once()
+                except Retryable as exc:
+                    log.warning("chain %s: %s (will retry)", self.chain_id, exc)
+                    ingested = 0
+                if ingested < self.max_blocks:
+                    subscribed = self.heads is not None and self.heads.connected.is_set()
+                    self._sleep(stop, wake, self.ws_safety_poll if subscribed else interval)
+        finally:
+            if watcher_thread is not None:
+                watcher_thread.join(timeout=5)
+
+    @staticmethod
+    def _sleep(stop: threading.Event, wake: threading.Event, seconds: float) -> None:
+        """Until ``seconds`` pass, a new head arrives or ``stop`` is set."""
+        deadline = time.monotonic() + seconds
         while not stop.is_set():
-            try:
-                ingested = self.poll_once()
-            except Retryable as exc:
-                log.warning("chain %s: %s (will retry)", self.chain_id, exc)
-                ingested = 0
-            if ingested < self.max_blocks:
-                stop.wait(interval)
+            left = deadline - time.monotonic()
+            if left <= 0 or wake.wait(min(left, 0.25)):
+                return
