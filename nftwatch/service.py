@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, not_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.follower import Follower
+from listeners.heads import ws_url_for
 from listeners.leader import Leader, lead_then_run
 from listeners.rpc import Rpc
 from nftwatch.observability.logs import setup_logging
@@ -200,7 +201,14 @@ def run_service(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    follower = Follower(rpc, res.factory, chain_id, addresses, confirmations=s.confirmations)
+    follower = Follower(
+        rpc,
+        res.factory,
+        chain_id,
+        addresses,
+        confirmations=s.confirmations,
+        ws_url=ws_url_for(s.rpc_url),  # new heads wake it; HTTP polling while unavailable
+    )
     leader = Leader(res.database_url, chain_id)
     send = celery_sender(app)
     threads: list[threading.Thread] = [
