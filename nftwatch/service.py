@@ -33,6 +33,9 @@ from worker.dispatcher import celery_sender, run_dispatcher
 
 log = logging.getLogger(__name__)
 
+# Sent outbox rows are kept this long (seconds), then deleted by the sweep.
+OUTBOX_RETENTION = 30 * 86400.0
+
 
 def sweep_retries(factory: sessionmaker[Session], now: dt.datetime, limit: int = 500) -> int:
     """Re-queue tokens whose retry time has come (Retryable failures, with backoff)."""
@@ -93,11 +96,14 @@ def sweep_stale(
 
 # A sent row whose work is still undone after ``resend_after`` lost its message: Redis restarted
 # without persistence, or a worker was SIGKILLed and its acked-late message waits out the
-# visibility timeout. Sending it again is safe because every task is idempotent.
+# visibility timeout. Sending it again is safe because every task is idempotent. Only rows sent
+# within ``horizon`` are looked at (the partial index ix_outbox_sent): an unfinished row is sent
+# again every ``resend_after``, so an older one is finished or out of attempts, and the scan
+# stays as cheap after months as on the first day.
 _RESEND = text(
     """
     UPDATE outbox o SET sent_at = NULL
-    WHERE o.sent_at < :cutoff AND o.attempts < :max_attempts AND (
+    WHERE o.sent_at < :cutoff AND o.sent_at >= :horizon AND o.attempts < :max_attempts AND (
       (o.task = 'resolve' AND EXISTS (
         SELECT 1 FROM tokens t
         WHERE t.chain_id = (o.payload->>'chain_id')::bigint
@@ -119,22 +125,52 @@ def resend_unfinished(
     resend_after: float,
     extractors: tuple[str, ...],
     max_attempts: int = 20,
+    horizon: float = 86400.0,
 ) -> int:
-    """Mark unsent again the outbox rows sent more than ``resend_after`` seconds ago whose work
-    is not done (token still pending, image short of an extractor's embedding); the dispatcher
-    sends them again. Returns how many."""
+    """Mark unsent again the outbox rows sent more than ``resend_after`` seconds ago (and less
+    than ``horizon``, at least four times ``resend_after``) whose work is not done (token still
+    pending, image short of an extractor's embedding); the dispatcher sends them again. Returns
+    how many."""
     cutoff = now - dt.timedelta(seconds=resend_after)
+    oldest = now - dt.timedelta(seconds=max(horizon, 4 * resend_after))
     with factory.begin() as s:
         result = s.execute(
             _RESEND,
             {
                 "cutoff": cutoff,
+                "horizon": oldest,
                 "max_attempts": max_attempts,
                 "extractors": list(extractors),
                 "n_extractors": len(extractors),
             },
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+_PRUNE = text(
+    """
+    DELETE FROM outbox WHERE id IN (
+      SELECT id FROM outbox WHERE sent_at IS NOT NULL AND sent_at < :before LIMIT :batch)
+    """
+)
+
+
+def prune_sent(
+    factory: sessionmaker[Session], now: dt.datetime, retention: float, batch: int = 5000
+) -> int:
+    """Delete outbox rows sent more than ``retention`` seconds ago, ``batch`` rows a transaction
+    (short locks); returns how many. Their work is done or dead-lettered by then; only a
+    re-recording of an event that old (a backfill run again over its range) sends its idempotent
+    task once more."""
+    before = now - dt.timedelta(seconds=retention)
+    total = 0
+    while True:
+        with factory.begin() as s:
+            result = s.execute(_PRUNE, {"before": before, "batch": batch})
+        deleted = int(getattr(result, "rowcount", 0) or 0)
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 def _sweeper(
@@ -144,12 +180,14 @@ def _sweeper(
     resend_after: float = 900.0,
     extractors: tuple[str, ...] = (),
     recheck_ttl: float = 86400.0,
+    retention: float = OUTBOX_RETENTION,
 ) -> None:
     while not stop.wait(interval):
         try:
             now = dt.datetime.now(dt.UTC)
             sweep_retries(factory, now)
             sweep_stale(factory, now, recheck_ttl)
+            prune_sent(factory, now, retention)
             if extractors:
                 resent = resend_unfinished(factory, now, resend_after, extractors)
                 if resent:

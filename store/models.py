@@ -317,7 +317,11 @@ class Outbox(Base):
     broker accepted the message."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+        # the resend scan's window and the pruning of old sent rows (0003)
+        Index("ix_outbox_sent", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task: Mapped[str] = mapped_column(String(64))
