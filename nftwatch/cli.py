@@ -422,10 +422,15 @@ def similarity(
     center: Annotated[
         bool, typer.Option(help="Mean-centre vectors (CNN features are all positive).")
     ] = True,
+    group_by: Annotated[
+        str | None,
+        typer.Option(help="Group by this trait's values instead of by collection (e.g. type)."),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the heatmaps to this PNG.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The blog's analysis on stored vectors: within vs across collections, per extractor."""
+    """The blog's analysis on stored vectors: within vs across collections (or trait groups),
+    per extractor."""
     import numpy as np
 
     from nftvision.heatmap import plot_heatmaps
@@ -441,10 +446,15 @@ def similarity(
         with res.factory() as session:
             known = {c.address: c.name or c.address for c in queries.collections(session)}
         names = {a.lower(): known.get(a.lower(), a.lower()) for a in (collection or known)}
-        if len(names) < 2:
-            raise ValueError("need at least two collections with stored vectors")
+        if len(names) < 2 and group_by is None:
+            raise ValueError("need at least two collections with stored vectors (or --group-by)")
         for name in extractor or list(s.extractors):
-            groups = vectors_by_collection(res.factory, name, names)
+            if group_by is None:
+                groups = vectors_by_collection(res.factory, name, names)
+            else:
+                with res.factory() as session:
+                    raw = queries.grouped_vectors(session, name, list(names), trait=group_by)
+                groups = {g: np.asarray(v, dtype=np.float32) for g, v in raw.items()}
             groups = {g: v[rng.permutation(len(v))[:sample]] for g, v in groups.items()}
             if len(groups) >= 2:
                 reports.append(analyse(groups, center=center, label=name))

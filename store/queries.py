@@ -437,3 +437,32 @@ def latest_valuation(
 def as_floats(vec: Any) -> list[float]:
     """A stored vector as floats, whichever form the pgvector adapter hands back."""
     return [float(x) for x in (vec.to_list() if hasattr(vec, "to_list") else vec)]
+
+
+def grouped_vectors(
+    session: Session,
+    extractor: str,
+    contracts: Sequence[str],
+    *,
+    trait: str | None = None,
+) -> dict[str, list[list[float]]]:
+    """Stored vectors of the given collections' tokens, grouped by collection address, or by
+    the value of ``trait`` (an OpenSea ``trait_type``) when given: e.g. punks by type."""
+    params: dict[str, Any] = {"extractor": extractor, "contracts": [c.lower() for c in contracts]}
+    if trait is None:
+        sql = """SELECT t.contract AS grp, e.vec::real[] AS vec FROM tokens t
+                 JOIN embeddings e ON e.image_sha256 = t.image_sha256
+                 WHERE e.extractor = :extractor AND t.contract = ANY(:contracts)"""
+    else:
+        params["trait"] = trait
+        sql = """SELECT a.attr->>'value' AS grp, e.vec::real[] AS vec FROM tokens t
+                 JOIN embeddings e ON e.image_sha256 = t.image_sha256
+                 CROSS JOIN LATERAL jsonb_array_elements(
+                     CASE WHEN jsonb_typeof(t.attributes) = 'array' THEN t.attributes
+                          ELSE '[]'::jsonb END) AS a(attr)
+                 WHERE e.extractor = :extractor AND t.contract = ANY(:contracts)
+                   AND lower(a.attr->>'trait_type') = lower(:trait)"""
+    groups: dict[str, list[list[float]]] = {}
+    for grp, vec in session.execute(text(sql), params):
+        groups.setdefault(str(grp), []).append(as_floats(vec))
+    return groups

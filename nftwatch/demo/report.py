@@ -4,7 +4,6 @@ comparables that explain them."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,10 @@ from worker.valuing import value_now
 def vectors_by_collection(
     factory: sessionmaker[Session], extractor: str, names: dict[str, str]
 ) -> dict[str, np.ndarray]:
-    groups: dict[str, list[np.ndarray]] = defaultdict(list)
+    """Each named collection's stored vectors, keyed by its display name."""
     with factory() as s:
-        rows = s.execute(
-            select(Token.contract, Embedding.vec)
-            .join(Embedding, Embedding.image_sha256 == Token.image_sha256)
-            .where(Embedding.extractor == extractor)
-        )
-        for contract, vec in rows:
-            if contract in names:
-                groups[names[contract]].append(np.asarray(queries.as_floats(vec), dtype=np.float32))
-    return {name: np.stack(vs) for name, vs in groups.items() if vs}
+        groups = queries.grouped_vectors(s, extractor, list(names))
+    return {names[c]: np.asarray(v, dtype=np.float32) for c, v in groups.items() if v}
 
 
 def build(
