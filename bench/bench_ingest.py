@@ -12,6 +12,8 @@ measured in this run. Without --database-url it starts an embedded Postgres.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eth_abi import encode
+from etl_compare import run_etl
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
@@ -49,6 +52,74 @@ def _job(headers: list[BlockHeader], dec: d.Decoded, last: int, incremental: boo
         )
 
     return job
+
+
+def _phase(q: str) -> str:
+    if q.startswith("COPY _st_delta"):
+        return "tokens: COPY deltas"
+    if q.startswith("COPY"):
+        return f"events: COPY {q.split()[1]}"
+    rules = (
+        ("INTO outbox", "outbox: INSERT"),
+        ("INTO tokens", "tokens: merge/recompute"),
+        ("UPDATE _st_delta", "tokens: order check"),
+        ("INTO blocks", "blocks: INSERT"),
+        ("checkpoints", "checkpoint"),
+        ("pg_advisory", "advisory lock"),
+        ("SELECT EXISTS", "existence checks"),
+        ("CREATE TEMP", "staging tables (CREATE IF NOT EXISTS)"),
+    )
+    for needle, name in rules:
+        if needle in q:
+            return name
+    if q.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+        return "savepoints"
+    return q[:30]
+
+
+class _Phases:
+    """Seconds spent per kind of statement inside ``record_batch`` (bench instrumentation: a
+    psycopg cursor class that times execute/executemany/copy by the statement's leading words)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, sql: Any, dt_: float) -> None:
+        self.mark("  " + _phase(" ".join(str(sql).split())), dt_)
+
+    def mark(self, label: str, dt_: float) -> None:
+        self.seconds[label] = self.seconds.get(label, 0.0) + dt_
+
+    def cursor_class(self) -> Any:
+        import psycopg
+
+        phases = self
+
+        class Timed(psycopg.Cursor):
+            def execute(self, query: Any, *a: Any, **k: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return super().execute(query, *a, **k)
+                finally:
+                    phases.add(query, time.perf_counter() - t)
+
+            def executemany(self, query: Any, *a: Any, **k: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return super().executemany(query, *a, **k)
+                finally:
+                    phases.add(query, time.perf_counter() - t)
+
+            @contextlib.contextmanager
+            def copy(self, statement: Any, *a: Any, **k: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    with super().copy(statement, *a, **k) as cp:
+                        yield cp
+                finally:
+                    phases.add(statement, time.perf_counter() - t)
+
+        return Timed
 
 
 def _word(n: int) -> str:
@@ -256,9 +327,11 @@ def main() -> None:
     ap.add_argument("--logs", type=int, default=100_000)
     ap.add_argument("--chunk", type=int, default=20_000, help="logs per recorded batch")
     ap.add_argument("--database-url")
+    ap.add_argument("--no-etl", action="store_true", help="skip the ethereum-etl comparison")
     args = ap.parse_args()
 
     logs, headers, nft_logs = make_logs(args.logs)
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     print(f"{len(logs):,} logs ({nft_logs:,} NFT logs, {len(logs) - nft_logs:,} ERC-20 noise)")
 
     server = None
@@ -287,18 +360,35 @@ def main() -> None:
         by_number = {h.number: h for h in headers}
         truncate = text("TRUNCATE transfers, sales, listings, tokens, blocks, outbox, checkpoints")
 
-        def ingest(*, pipelined: bool, incremental: bool) -> float:
+        def ingest(*, pipelined: bool, incremental: bool, phases: _Phases | None = None) -> float:
             with engine.begin() as c:
                 c.execute(truncate)
             t0 = time.perf_counter()
             writer = Writer(factory) if pipelined else None
             for i in range(0, len(logs), args.chunk):
                 chunk = logs[i : i + args.chunk]
+                t = time.perf_counter()
                 dec = d.decode_logs(chunk)
                 hs = [by_number[n] for n in sorted(dec.block_numbers())]
                 job = _job(hs, dec, int(chunk[-1]["blockNumber"], 16), incremental)
+                if phases is not None:
+                    phases.mark("decode (Python, no DB)", time.perf_counter() - t)
                 if writer is not None:
                     writer.submit(job)
+                elif phases is not None:
+                    s = factory()
+                    s.begin()
+                    raw: Any = s.connection().connection.driver_connection
+                    default_cursor = raw.cursor_factory
+                    raw.cursor_factory = phases.cursor_class()
+                    t = time.perf_counter()
+                    job(s)
+                    phases.mark("record_batch (all SQL + Python)", time.perf_counter() - t)
+                    raw.cursor_factory = default_cursor
+                    t = time.perf_counter()
+                    s.commit()
+                    phases.mark("COMMIT", time.perf_counter() - t)
+                    s.close()
                 else:
                     with factory.begin() as s:
                         job(s)
@@ -328,6 +418,17 @@ def main() -> None:
             n_tr = c.execute(text("SELECT count(*) FROM transfers")).scalar()
             n_sa = c.execute(text("SELECT count(*) FROM sales")).scalar()
             n_tok = c.execute(text("SELECT count(*) FROM tokens")).scalar()
+        phases = _Phases()
+        t_phased = ingest(pipelined=False, incremental=True, phases=phases)
+        etl = None
+        etl_error = ""
+        if not args.no_etl:
+            with engine.begin() as c:
+                c.execute(truncate)
+            try:
+                etl = run_etl(logs, {h.hash: h.timestamp for h in headers}, url, args.chunk)
+            except Exception as exc:  # reported, the rest of the figures still stand
+                etl_error = str(exc)
         print(
             f"rows: {n_tr:,} transfers, {n_sa:,} sales, {n_tok:,} tokens "
             f"({len(decoded_only.transfers):,} transfer events decoded)"
@@ -349,6 +450,35 @@ def main() -> None:
         )
         print(f"  incremental token rows equal a full recompute: {same}")
         print(f"end to end vs web3 decode alone: {(nft_logs / t_e2e) / (n_web3 / t_web3):.1f}x")
+        print(f"where the time goes (one thread, incremental, {t_phased:.2f} s in all):")
+        for k, v in sorted(phases.seconds.items(), key=lambda kv: -kv[1]):
+            print(f"  {k:<42} {v:7.3f} s  {100 * v / t_phased:5.1f}%")
+        if etl is not None:
+            etl_e2e = etl.nft_logs / etl.e2e_s
+            etl_dec = etl.nft_logs / etl.decode_s
+            print(
+                "ethereum-etl 2.4.2 (own venv; mapper -> EthTokenTransferExtractor -> its "
+                "PostgresItemExporter, SQLAlchemy executemany upsert into token_transfers):"
+            )
+            print(
+                f"  it extracts {etl.rows:,} token transfers ({etl.nft_logs:,} ERC-721 logs, the "
+                f"rest ERC-20 noise; ERC-1155 and sales it does not decode); {etl.stored:,} stored"
+            )
+            print(
+                f"  decode only  etl : {etl_dec:>12,.0f} NFT logs/s   ours/etl = "
+                f"{(nft_logs / t_ours) / etl_dec:.1f}x"
+            )
+            print(
+                f"  end to end   etl : {etl_e2e:>12,.0f} NFT logs/s   ours/etl = "
+                f"{(nft_logs / t_e2e) / etl_e2e:.1f}x"
+            )
+            print(
+                f"  same input, all logs/s: ours {len(logs) / t_e2e:,.0f}, "
+                f"etl {len(logs) / etl.e2e_s:,.0f}   ours/etl = {etl.e2e_s / t_e2e:.1f}x"
+            )
+        elif not args.no_etl:
+            print(f"ethereum-etl: not measured: {etl_error}")
+        print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     finally:
         engine.dispose()
         if server is not None:
