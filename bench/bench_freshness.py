@@ -18,8 +18,11 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -36,8 +39,8 @@ from nftwatch.settings import load
 from nftwatch.supervisor import Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
-from store.models import Token, Valuation
-from worker.app import configure, prepare_broker
+from store.models import Outbox, Token, Valuation
+from worker.app import VALUE_TASK, configure, prepare_broker
 from worker.config import WorkerConfig
 from worker.dispatcher import celery_sender, run_dispatcher
 
@@ -54,6 +57,9 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=60)
     parser.add_argument("--tokens", type=int, default=80, help="tokens per collection")
     parser.add_argument("--gap", type=float, default=0.3, help="seconds between listings")
+    parser.add_argument(
+        "--cold", action="store_true", help="no warm-up valuation: include worker start-up"
+    )
     args = parser.parse_args()
     settings = load()
     work = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
@@ -135,6 +141,8 @@ def main() -> None:
         ids = [t.token_id for t in punks.collection.tokens]
         chosen = rng.sample(ids, k=min(args.listings, len(ids)))
         listed_at: dict[int, float] = {}
+        if not args.cold:
+            warm_up(app, factory, punks.address, next(t for t in ids if t not in chosen))
         started = time.monotonic()
         for token_id in chosen:
             price = int(Decimal(rng.uniform(0.5, 5)) * 10**18)
@@ -145,22 +153,31 @@ def main() -> None:
             listed_at[token_id] = time.time()
             time.sleep(args.gap)
         latencies: dict[int, float] = {}
+        steps: dict[int, dict[str, float]] = {}
+        methods: Counter[str] = Counter()
         deadline = time.monotonic() + 300
         while len(latencies) < len(listed_at) and time.monotonic() < deadline:
             supervisor.check()
             with factory() as s:
                 rows = s.execute(
-                    select(Valuation.token_id, Valuation.valued_at).where(
+                    select(Valuation.token_id, Valuation.valued_at, Valuation.inputs).where(
                         Valuation.contract == punks.address
                     )
                 ).all()
             # the backfill's own offers were valued before: only a valuation after the listing
-            for tid, at in sorted(rows, key=lambda r: r[1]):
+            for tid, at, inputs in sorted(rows, key=lambda r: r[1]):
                 t = int(tid)
                 if t in listed_at and t not in latencies and at.timestamp() > listed_at[t]:
                     latencies[t] = at.timestamp() - listed_at[t]
+                    steps[t] = dict(inputs.get("timings_ms") or {})
+                    methods[str(inputs.get("method", "?"))] += 1
             time.sleep(0.05)
         with factory() as s:
+            outbox = s.execute(
+                select(Outbox.payload, Outbox.created_at, Outbox.sent_at).where(
+                    Outbox.task == "value", Outbox.queue == "urgent"
+                )
+            ).all()
             left = s.scalar(
                 select(func.count()).select_from(Token).where(Token.metadata_status != "ok")
             )
@@ -177,6 +194,61 @@ def main() -> None:
             f"max {max(lat):.2f} s, mean {statistics.fmean(lat):.2f} s "
             f"(p95 / {TARGET_P95_S:.0f} s target = {p95 / TARGET_P95_S:.2f})"
         )
+        print_breakdown(latencies, steps, listed_at, outbox)
+        in_order = [f"{latencies[t]:.1f}" for t in chosen if t in latencies]
+        print("latency in listing order (s): " + " ".join(in_order))
+        print("valued by: " + ", ".join(f"{m} x{n}" for m, n in methods.most_common()))
+
+
+def warm_up(app: Any, factory: Any, contract: str, token_id: int) -> None:
+    """One urgent valuation before the clock starts, as a long-running worker would have done:
+    its process has imported the model code, loaded the extractor and fit the collection."""
+    start = time.monotonic()
+    app.send_task(
+        VALUE_TASK,
+        kwargs={"chain_id": CHAIN_ID, "contract": contract, "token_id": str(token_id)},
+        queue="urgent",
+    )
+    while time.monotonic() - start < 300:
+        with factory() as s:
+            done = s.scalar(
+                select(func.count())
+                .select_from(Valuation)
+                .where(Valuation.contract == contract, Valuation.token_id == token_id)
+            )
+        if done:
+            break
+        time.sleep(0.1)
+    print(f"warm-up valuation stored after {time.monotonic() - start:.1f} s")
+
+
+def print_breakdown(
+    latencies: dict[int, float],
+    steps: dict[int, dict[str, float]],
+    listed_at: dict[int, float],
+    outbox: Sequence[Any],
+) -> None:
+    """Where the time goes, median and p95 in ms: listing -> outbox row (follower), -> sent
+    (dispatcher), -> task start (broker and a free worker thread), then each step of the task."""
+    first: dict[int, tuple[float, float | None]] = {}
+    for payload, created, sent in outbox:
+        t = int(payload["token_id"])
+        if t in listed_at and created.timestamp() >= listed_at[t] - 1.0 and t not in first:
+            first[t] = (created.timestamp(), sent.timestamp() if sent else None)
+    stages: dict[str, list[float]] = {"follower": [], "dispatcher": [], "broker+wait": []}
+    for t, (created, sent) in first.items():
+        if t not in steps or sent is None:
+            continue
+        start = listed_at[t] + latencies[t] - sum(steps[t].values()) / 1e3
+        stages["follower"].append((created - listed_at[t]) * 1e3)
+        stages["dispatcher"].append((sent - created) * 1e3)
+        stages["broker+wait"].append((start - sent) * 1e3)
+    for n in sorted({n for ms in steps.values() for n in ms}):
+        stages[f"task.{n}"] = [ms.get(n, 0.0) for ms in steps.values()]
+    print("ms per stage (p50 / p95):")
+    for n, xs in stages.items():
+        if xs:
+            print(f"  {n:<18} {percentile(xs, 0.5):8.0f} {percentile(xs, 0.95):8.0f}")
 
 
 if __name__ == "__main__":
