@@ -253,7 +253,7 @@ def main() -> None:
         behind = [float(r.minted - r.resolved) for r in during]
         print(
             f"tokens minted but not resolved: peak {max(behind):.0f}, last {behind[-1]:.0f}; "
-            f"bounded: {_bounded(behind, 0.5)}"
+            f"bounded: {_bounded(behind, 0.1)}"
         )
         outbox = [r.outbox for r in during]
         print(f"outbox backlog: peak {max(outbox):.0f}; bounded: {_bounded(outbox, 0.5)}")
