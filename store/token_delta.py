@@ -50,28 +50,45 @@ def token_deltas(
     ``redo_sales``: keys (block_hash, tx_hash, log_index, batch_index) of sales whose stored price
     differs from the event's (fixed up in SQL): their tokens are recomputed."""
     out: dict[tuple[str, int], TokenDelta] = {}
+    get = out.get
+    # Attribute reads hoisted and the common case (a token's first event of the batch) handled
+    # in one step: this loop runs once per event, on the writer's critical path.
     for t in transfers:
-        key = (t.contract, t.token_id)
-        d = out.get(key)
+        contract, token_id, block = t.contract, t.token_id, t.block_number
+        pos = (block, t.log_index, t.batch_index)
+        mint = t.is_mint
+        d = get((contract, token_id))
         if d is None:
-            d = out[key] = TokenDelta(t.contract, t.token_id, t.block_number)
-        elif t.block_number < d.first_block:
-            d.first_block = t.block_number
-        pos = (t.block_number, t.log_index, t.batch_index)
+            out[(contract, token_id)] = TokenDelta(
+                contract,
+                token_id,
+                block,
+                mint,
+                1,
+                0 if mint else 1,
+                block if mint else None,
+                t.standard == "erc1155",
+                pos,
+                pos,
+                t.to_address,
+            )
+            continue
+        if block < d.first_block:
+            d.first_block = block
         d.rows += 1
-        if t.is_mint:
+        if mint:
             d.minted_here = True
-            if d.mint_block is None or t.block_number < d.mint_block:
-                d.mint_block = t.block_number
+            if d.mint_block is None or block < d.mint_block:
+                d.mint_block = block
         else:
             d.moves += 1
-        if t.standard == "erc1155":
+        if not d.multi and t.standard == "erc1155":
             d.multi = True
-        if d.first_pos is None or pos < d.first_pos:
-            d.first_pos = pos
-        if d.last_pos is None or pos > d.last_pos:
+        if pos > d.last_pos:  # type: ignore[operator]  # set with the first event
             d.last_pos = pos
             d.last_to = t.to_address
+        elif pos < d.first_pos:  # type: ignore[operator]
+            d.first_pos = pos
     for s in sales:
         key = (s.contract, s.token_id)
         d = out.get(key)
