@@ -215,6 +215,8 @@ class Token(Base):
         PrimaryKeyConstraint("chain_id", "contract", "token_id"),
         Index("ix_tokens_image", "image_sha256"),
         Index("ix_tokens_metadata_retry", "metadata_status", "next_retry_at"),
+        # Room on each page for the batch merges' in-place (HOT) updates (migration 0004).
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
