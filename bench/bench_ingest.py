@@ -420,6 +420,36 @@ def main() -> None:
             n_tok = c.execute(text("SELECT count(*) FROM tokens")).scalar()
         phases = _Phases()
         t_phased = ingest(pipelined=False, incremental=True, phases=phases)
+
+        def merge_run(fillfactor: int) -> tuple[float, float]:
+            """tokens merge seconds and the share of its updates done in place (HOT)."""
+            hot = text(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'tokens'"
+            )
+
+            def counters() -> tuple[int, int]:
+                # the writer's backend flushes its statistics when idle, at most once a second
+                with factory() as s:
+                    s.execute(text("SELECT pg_stat_force_next_flush()"))
+                    s.commit()
+                time.sleep(1.1)
+                with factory() as s:
+                    upd, hot_upd = s.execute(hot).one()
+                return int(upd), int(hot_upd)
+
+            with engine.begin() as c:
+                c.execute(truncate)
+                c.execute(text(f"ALTER TABLE tokens SET (fillfactor = {fillfactor})"))
+            upd0, hot0 = counters()
+            ph = _Phases()
+            ingest(pipelined=False, incremental=True, phases=ph)
+            upd1, hot1 = counters()
+            merge = ph.seconds.get("  tokens: merge/recompute", 0.0)
+            return merge, (hot1 - hot0) / max(1, upd1 - upd0)
+
+        ff_runs: dict[int, list[tuple[float, float]]] = {100: [], 70: []}
+        for ff in (100, 70, 100, 70):
+            ff_runs[ff].append(merge_run(ff))
         etl = None
         etl_error = ""
         if not args.no_etl:
@@ -453,6 +483,12 @@ def main() -> None:
         print(f"where the time goes (one thread, incremental, {t_phased:.2f} s in all):")
         for k, v in sorted(phases.seconds.items(), key=lambda kv: -kv[1]):
             print(f"  {k:<42} {v:7.3f} s  {100 * v / t_phased:5.1f}%")
+        for ff, runs in ff_runs.items():
+            print(
+                f"tokens fillfactor {ff:>3}: merge {min(r[0] for r in runs):.3f} s (best of "
+                f"{len(runs)}), in-place (HOT) updates {runs[-1][1]:.0%}"
+                + ("   <- migration 0004" if ff == 70 else "")
+            )
         if etl is not None:
             etl_e2e = etl.nft_logs / etl.e2e_s
             etl_dec = etl.nft_logs / etl.decode_s
