@@ -4,8 +4,9 @@ Each ingested batch rewrites the derived columns (owner, counts, last sale, upda
 token it touches; none of them is indexed, so with free room on the page Postgres keeps the new
 version on the same page and touches none of the table's three indexes. On full pages (the
 default fillfactor 100) most updates move the row and insert into every index. Measured on the
-ingest benchmark: HOT updates go from about 25% to about 84% of the merge's updates and the
-merge's time drops by about a third. Existing pages keep their layout until rewritten; new ones
+ingest benchmark (fillfactor 100 vs 70 in one run): in-place updates go from about 25% to about
+84% of the merge's updates and the merge's time drops by 10-35% (noisy; the merge is about a
+tenth of the ingest). Existing pages keep their layout until rewritten; new ones
 follow the setting.
 
 Revision ID: 0004
