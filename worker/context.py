@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +32,11 @@ class WorkerContext:
     @cached_property
     def factory(self) -> sessionmaker[Session]:
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def rpc_client(self) -> httpx.Client:
+        """One pooled, thread-safe HTTP client for every JSON-RPC read of this process."""
+        return httpx.Client(timeout=20.0, limits=httpx.Limits(max_connections=32))
 
     def rpc_url(self, chain_id: int) -> str:
         try:

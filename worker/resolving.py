@@ -58,7 +58,7 @@ def resolve_batch(
     contract = contract.lower()
     token_ids = list(dict.fromkeys(token_ids))
     url = ctx.rpc_url(chain_id)
-    reader = ContractReader(url, multicall=_multicall_on.get(url))
+    reader = ContractReader(url, multicall=_multicall_on.get(url), client=ctx.rpc_client)
     standard = _standard(ctx, reader, chain_id, contract)
     uris = reader.token_uris(contract, token_ids, standard=standard or "erc721", blocks=blocks)
     reverted = all(isinstance(u, TokenURIReverted) for u in uris.values())
