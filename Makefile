@@ -46,8 +46,11 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Each benchmark prints ratios measured side by side in one run; see bench/*.py --help.
+BENCHES := bench_ingest bench_resolve bench_embed bench_embed_e2e bench_knn bench_freshness
+
 bench: setup
-	$(BIN)/python -m bench
+	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info
