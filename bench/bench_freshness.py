@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import statistics
 import tempfile
@@ -102,7 +103,11 @@ def main() -> None:
             "resolve-worker", env, "--queues", "resolve", "--pool", "threads", "--concurrency",
             "4", rpc_arg,
         )  # fmt: skip
-        supervisor.start_worker("embed-worker", env, "--queues", "embed", "--pool", "solo", rpc_arg)
+        # on the CPU the backfill's embedding leaves one core to urgent work (torch takes them all)
+        embed_env = {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) - 1))}
+        supervisor.start_worker(
+            "embed-worker", embed_env, "--queues", "embed", "--pool", "solo", rpc_arg
+        )
         stop = threading.Event()
         stack.callback(stop.set)
         threading.Thread(
@@ -121,6 +126,11 @@ def main() -> None:
                 queries.upsert_collection(s, CHAIN_ID, d.address, d.collection.name, d.standard)
         world.mint_all(w3, deployed, holders, rng)
         world.trade(w3, deployed, market, holders, rng)
+        punks = next(d for d in deployed if d.standard == "cryptopunks")
+        ids = [t.token_id for t in punks.collection.tokens]
+        chosen = rng.sample(ids, k=min(args.listings, len(ids)))
+        if not args.cold:  # before the backfill, so that its work is all queued when we list
+            warm_up(app, factory, punks.address, next(t for t in ids if t not in chosen))
         rpc = Rpc(node.url)
         stack.callback(rpc.close)
         head = rpc.get_block_number()
@@ -137,12 +147,7 @@ def main() -> None:
             )
         print(f"backfill recorded {total} tokens; {resolved} resolved when listing starts")
 
-        punks = next(d for d in deployed if d.standard == "cryptopunks")
-        ids = [t.token_id for t in punks.collection.tokens]
-        chosen = rng.sample(ids, k=min(args.listings, len(ids)))
         listed_at: dict[int, float] = {}
-        if not args.cold:
-            warm_up(app, factory, punks.address, next(t for t in ids if t not in chosen))
         started = time.monotonic()
         for token_id in chosen:
             price = int(Decimal(rng.uniform(0.5, 5)) * 10**18)
@@ -201,15 +206,15 @@ def main() -> None:
 
 
 def warm_up(app: Any, factory: Any, contract: str, token_id: int) -> None:
-    """One urgent valuation before the clock starts, as a long-running worker would have done:
-    its process has imported the model code, loaded the extractor and fit the collection."""
+    """One urgent valuation of a token never seen, before the clock starts, as a long-running
+    worker would have done: its process has imported the model code and loaded the extractor."""
     start = time.monotonic()
     app.send_task(
         VALUE_TASK,
         kwargs={"chain_id": CHAIN_ID, "contract": contract, "token_id": str(token_id)},
         queue="urgent",
     )
-    while time.monotonic() - start < 300:
+    while time.monotonic() - start < 120:
         with factory() as s:
             done = s.scalar(
                 select(func.count())

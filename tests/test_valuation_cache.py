@@ -94,7 +94,7 @@ def _value_token(ctx: WorkerContext, cache: ModelCache, token_id: int) -> dict[s
 def test_the_fit_is_reused_until_sales_change_then_refit_in_the_background(
     ctx: WorkerContext,
 ) -> None:
-    cache = ModelCache(refit_interval_s=0.0)
+    cache = ModelCache(refit_interval_s=0.0, cost_factor=0.0)
     first = _value_token(ctx, cache, 4)
     assert first["method"] == "fitted"
     assert first["model_version"] == first["fit_version"]

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 WEI = Decimal(10**18)
 PREFERRED_EXTRACTOR = "effnet-lite0-v1"
 NEIGHBOURS = 8
-REFIT_INTERVAL_S = 30.0  # a collection's model is refit at most this often, in the background
+REFIT_INTERVAL_S = 5.0  # a collection's model is refit at most this often, in the background
+REFIT_COST_FACTOR = 10.0  # ... and at most every this many times its last fit's duration
 
 # what a fit or a market state was computed from: (sale count, max block, block sum)
 Stamp = tuple[int, int, int]
@@ -72,6 +73,8 @@ def value_now(
     contract = contract.lower()
     timer = _Timer()
     extractor = comparables_extractor(ctx)
+    with timer.step("load_extractor"):  # once per process, ahead of any image that needs it
+        ctx.extractor(extractor)
     with timer.step("read_token"), ctx.factory() as s:
         row = queries.token(s, chain_id, contract, token_id)
         needs_resolve = row is None or row.metadata_status != "ok"
@@ -212,6 +215,7 @@ class _Entry:
     sales_stamp: Stamp | None = None  # the sales ``sales`` holds
     sales: list[Any] = field(default_factory=list)
     fitted_at: float = -math.inf  # monotonic seconds of the last fit attempt
+    fit_seconds: float = 0.0  # how long the last fit took
     refitting: bool = False
     error: str | None = None  # why the last fit refused
     first_fit: threading.Lock = field(default_factory=threading.Lock)
@@ -220,8 +224,11 @@ class _Entry:
 class ModelCache:
     """Fitted models per (chain, contract), refit in the background when their data changed."""
 
-    def __init__(self, refit_interval_s: float = REFIT_INTERVAL_S) -> None:
+    def __init__(
+        self, refit_interval_s: float = REFIT_INTERVAL_S, cost_factor: float = REFIT_COST_FACTOR
+    ) -> None:
         self.refit_interval_s = refit_interval_s
+        self.cost_factor = cost_factor  # background fitting takes at most 1/factor of a core
         self._entries: dict[tuple[int, str], _Entry] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -251,7 +258,9 @@ class ModelCache:
                 if entry.model is not None:  # a new sale moves the level and comparables only
                     entry.model = entry.model.with_sales(sales)
             stale = entry.fit_stamp != (sales_stamp, tokens_stamp)
-            due = time.monotonic() - entry.fitted_at >= self.refit_interval_s
+            # without a model, new sales make a fit worth trying at once; with one, on a schedule
+            wait = max(self.refit_interval_s, self.cost_factor * entry.fit_seconds)
+            due = entry.model is None or time.monotonic() - entry.fitted_at >= wait
             if stale and due and not entry.refitting:
                 entry.refitting = True
                 thread = threading.Thread(
@@ -279,6 +288,7 @@ class ModelCache:
 
         chain_id, contract = key
         model, error = None, None
+        began = time.monotonic()
         try:
             with ctx.factory() as s, s.begin():  # one snapshot for the stamps and the data
                 stamp = (
@@ -305,6 +315,7 @@ class ModelCache:
         with self._lock:
             entry = self._entries[key]
             entry.fitted_at, entry.refitting, entry.error = time.monotonic(), False, error
+            entry.fit_seconds = entry.fitted_at - began
             entry.fit_stamp = stamp
             if model is not None or entry.model is None:
                 entry.model, entry.traits = model, attributes
