@@ -88,12 +88,13 @@ def worker(
 ) -> None:
     """Run a Celery worker on the given queues."""
     from nftwatch.runtime import open_resources
-    from worker.app import configure
+    from worker.app import configure, prepare_broker
 
     s = _settings()
     with open_resources(s) as res:
         rpc_urls = _rpc_map(rpc, s)
         app = configure(res.worker_config(rpc_urls))
+        prepare_broker(app)
         args = [
             "worker",
             "-Q",

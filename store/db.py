@@ -3,13 +3,15 @@ environment."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -69,16 +71,34 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def ensure_schema(url: str) -> None:
-    """Upgrade to head; cheap when already current."""
-    engine = create_engine(sqlalchemy_url(url))
+MIGRATION_LOCK = 0x6E667477  # one advisory lock shared by every process that migrates
+
+
+def ensure_schema(url: str, *, wait: float = 600.0) -> None:
+    """Upgrade to head; cheap when already current. Processes starting together on an empty
+    database (workers, the service) take turns: the first migrates, the others find it done.
+
+    The turn is a session advisory lock polled outside any transaction: a waiter blocked inside
+    one would hold a snapshot that ``CREATE INDEX CONCURRENTLY`` in a migration must wait for."""
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            has_tables = inspect(conn).has_table("alembic_version")
+            deadline = time.monotonic() + wait
+            while not conn.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK}
+            ).scalar():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another process has been migrating for too long")
+                time.sleep(0.2)
+            try:
+                if not inspect(conn).has_table("alembic_version") or (
+                    current_revision(url) != head_revision()
+                ):
+                    upgrade(url)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
     finally:
         engine.dispose()
-    if not has_tables or current_revision(url) != head_revision():
-        upgrade(url)
 
 
 def head_revision() -> str | None:

@@ -5,6 +5,8 @@ Queues: ``resolve`` (I/O bound, many threads), ``embed`` (one solo process per G
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery
 from kombu import pools as kombu_pools
 
@@ -63,6 +65,13 @@ def _drop_connection_pools() -> None:
 def prepare_broker(celery: Celery) -> None:
     """Open one channel before any worker starts: kombu's SQLAlchemy transport creates its
     tables on first use, and workers starting together would race to do it."""
-    with celery.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=3)
-        _ = conn.default_channel
+    for attempt in range(3):
+        try:
+            with celery.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=3)
+                _ = conn.default_channel
+            return
+        except Exception as exc:  # another process created the tables first: they exist now
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2)
