@@ -354,3 +354,15 @@ class FetchFailure(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = _now()
+
+
+class ApiKey(Base):
+    """An API key for the HTTP API, kept only as its SHA-256 hash."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = _now()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

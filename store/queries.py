@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from store.models import (
+    ApiKey,
     Collection,
     Embedding,
     FetchFailure,
@@ -466,3 +467,27 @@ def grouped_vectors(
     for grp, vec in session.execute(text(sql), params):
         groups.setdefault(str(grp), []).append(as_floats(vec))
     return groups
+
+
+# ---------------------------------------------------------------- API keys
+
+
+def add_api_key(session: Session, name: str, key_sha256: str) -> None:
+    session.add(ApiKey(name=name, key_sha256=key_sha256))
+
+
+def active_key_hashes(session: Session) -> list[str]:
+    return list(session.scalars(select(ApiKey.key_sha256).where(ApiKey.revoked_at.is_(None))))
+
+
+def api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_api_key(session: Session, name: str) -> bool:
+    done = session.execute(
+        update(ApiKey)
+        .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return bool(done.rowcount)  # type: ignore[attr-defined]

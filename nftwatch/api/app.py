@@ -58,26 +58,37 @@ def _not_found(message: str) -> HTTPException:
     return HTTPException(status_code=404, detail=message)
 
 
+def _stored_key_hashes(factory: sessionmaker[Session]) -> list[bytes]:
+    from store.queries import active_key_hashes
+
+    with factory() as session:
+        return [bytes.fromhex(h) for h in active_key_hashes(session)]
+
+
 def create_app(
     factory: sessionmaker[Session],
     *,
     api_keys: Sequence[str],
     chain_id_default: int | None = None,
     allow_anonymous: bool = False,
+    key_ttl: float = 5.0,
 ) -> FastAPI:
     """The API over the database ``factory`` opens sessions on.
 
     Every ``/v1`` route needs one of ``api_keys``; with none, the app refuses to exist unless
     ``allow_anonymous`` says that an open API is intended."""
-    checker = KeyChecker(api_keys)
+    checker = KeyChecker(api_keys, stored=lambda: _stored_key_hashes(factory), ttl=key_ttl)
     if not checker.configured and not allow_anonymous:
-        raise ValueError("no API keys configured: set NFTWATCH_API_KEYS (or allow anonymous use)")
+        raise ValueError(
+            "no API keys: create one with `nftwatch keys create NAME` or set NFTWATCH_API_KEYS "
+            "(or allow anonymous use)"
+        )
 
     def require_key(
         x_api_key: Annotated[str | None, Security(_api_key_header)] = None,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     ) -> None:
-        if not checker.configured:
+        if allow_anonymous and not checker.configured:
             return
         key = presented_key(x_api_key, f"Bearer {bearer.credentials}" if bearer else None)
         if not checker.check(key):

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
 
 
 def key_hash(key: str) -> bytes:
@@ -13,20 +19,44 @@ def key_hash(key: str) -> bytes:
 
 
 class KeyChecker:
-    def __init__(self, api_keys: Sequence[str]) -> None:
-        keys = [k for k in api_keys if k]
-        self._hashes = tuple(key_hash(k) for k in keys)
+    """Keys from configuration plus, when ``stored`` is given, the active keys stored in the
+    database (re-read at most every ``ttl`` seconds, so a revocation takes effect quickly)."""
+
+    def __init__(
+        self,
+        api_keys: Sequence[str],
+        stored: Callable[[], Sequence[bytes]] | None = None,
+        ttl: float = 5.0,
+    ) -> None:
+        self._static = tuple(key_hash(k) for k in api_keys if k)
+        self._stored = stored
+        self._ttl = ttl
+        self._cached: tuple[bytes, ...] = ()
+        self._cached_at = -math.inf
+        self._lock = threading.Lock()
+
+    def _hashes(self) -> tuple[bytes, ...]:
+        if self._stored is not None:
+            with self._lock:
+                if time.monotonic() - self._cached_at > self._ttl:
+                    try:
+                        self._cached = tuple(self._stored())
+                    except Exception:  # database unreachable: keep what we knew, fail closed
+                        log.warning("could not read stored API keys; using the last known")
+                    self._cached_at = time.monotonic()
+            return self._static + self._cached
+        return self._static
 
     @property
     def configured(self) -> bool:
-        return bool(self._hashes)
+        return bool(self._static) or bool(self._hashes())
 
     def check(self, presented: str | None) -> bool:
         if not presented:
             return False
         digest = key_hash(presented)
         ok = False
-        for h in self._hashes:  # no early exit: the time taken does not say which key matched
+        for h in self._hashes():  # no early exit: the time taken does not say which key matched
             ok |= hmac.compare_digest(digest, h)
         return ok
 
