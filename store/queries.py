@@ -18,7 +18,6 @@ from store.models import (
     ApiKey,
     Collection,
     Embedding,
-    FetchFailure,
     Media,
     Outbox,
     Sale,
@@ -120,90 +119,6 @@ def store_media(
 def media_content(session: Session, sha256s: Sequence[str]) -> dict[str, bytes]:
     rows = session.execute(select(Media.sha256, Media.content).where(Media.sha256.in_(sha256s)))
     return {r.sha256: bytes(r.content) for r in rows}
-
-
-@dataclass(frozen=True)
-class ResolvedToken:
-    token_uri: str
-    metadata: dict[str, Any] | None
-    attributes: list[Any] | None
-    image_uri: str | None
-    image_sha256: str | None
-
-
-def mark_resolved(
-    session: Session, chain_id: int, contract: str, token_id: int, result: ResolvedToken
-) -> None:
-    session.execute(
-        update(Token)
-        .where(
-            Token.chain_id == chain_id,
-            Token.contract == contract.lower(),
-            Token.token_id == Decimal(token_id),
-        )
-        .values(
-            token_uri=result.token_uri,
-            metadata_json=result.metadata,
-            attributes=result.attributes,
-            image_uri=result.image_uri,
-            image_sha256=result.image_sha256,
-            metadata_status="ok",
-            error_class=None,
-            error_message=None,
-            attempts=Token.attempts + 1,
-            next_retry_at=None,
-            resolved_at=func.now(),
-            updated_at=func.now(),
-        )
-    )
-
-
-def mark_failed(
-    session: Session,
-    chain_id: int,
-    contract: str,
-    token_id: int,
-    *,
-    stage: str,
-    uri: str | None,
-    error_class: str,
-    message: str,
-    retryable: bool,
-    next_retry_at: dt.datetime | None,
-    exhausted: bool,
-) -> None:
-    """Record a classified failure on the token and in the failure log; nothing is dropped."""
-    status = "retry" if retryable and not exhausted else "failed"
-    session.execute(
-        update(Token)
-        .where(
-            Token.chain_id == chain_id,
-            Token.contract == contract.lower(),
-            Token.token_id == Decimal(token_id),
-        )
-        .values(
-            token_uri=uri if stage != "token_uri" else None,
-            metadata_status=status,
-            error_class=error_class,
-            error_message=message[:2000],
-            attempts=Token.attempts + 1,
-            next_retry_at=next_retry_at,
-            updated_at=func.now(),
-        )
-    )
-    session.add(
-        FetchFailure(
-            chain_id=chain_id,
-            contract=contract.lower(),
-            token_id=Decimal(token_id),
-            stage=stage,
-            uri=uri,
-            retryable=retryable,
-            error_class=error_class,
-            message=message[:2000],
-            exhausted=exhausted,
-        )
-    )
 
 
 # ---------------------------------------------------------------- embeddings
