@@ -32,17 +32,16 @@ from listeners.follower import Follower
 from listeners.rpc import Rpc
 from nftwatch import chaintools
 from nftwatch.demo import content, world
-from nftwatch.demo.run import CHAIN_ID, _fresh_postgres, _host_port, _worker_env
+from nftwatch.demo.run import CHAIN_ID, _fresh_postgres, local_worker_config
 from nftwatch.embedded import Anvil
 from nftwatch.ipfs_gateway import LocalIpfsGateway
-from nftwatch.runtime import embedded_broker_url
+from nftwatch.runtime import embedded_broker_url, worker_env
 from nftwatch.settings import load
 from nftwatch.supervisor import Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Outbox, Token, Valuation
 from worker.app import VALUE_TASK, configure, prepare_broker
-from worker.config import WorkerConfig
 from worker.dispatcher import celery_sender, run_dispatcher
 
 TARGET_P95_S = 2.0
@@ -77,22 +76,12 @@ def main() -> None:
         engine = make_engine(database_url)
         stack.callback(engine.dispose)
         factory = make_sessionmaker(engine)
-        cfg = WorkerConfig(
-            database_url=database_url,
-            broker_url=broker_url,
-            rpc_urls={CHAIN_ID: node.url},
-            ipfs_gateways=(gateway.base_url,),
-            allow_hosts=(_host_port(gateway.base_url),),
-            extractors=settings.extractors,
-            device="cpu",
-            weights_dir=str(settings.weights_dir) if settings.weights_dir else None,
-            redis_key_prefix=settings.redis_key_prefix,
-        )
+        cfg = local_worker_config(settings, database_url, broker_url, node, gateway, device="cpu")
         app = configure(cfg)
         prepare_broker(app)
         supervisor = Supervisor(work / "logs")
         stack.callback(supervisor.stop_all)
-        env = _worker_env(cfg)
+        env = worker_env(cfg, log_level="WARNING")
         rpc_arg = f"--rpc={CHAIN_ID}={node.url}"
         # the urgent queue has a worker of its own, as in production: a backfill never blocks it
         supervisor.start_worker(

@@ -40,6 +40,28 @@ class Resources:
         )
 
 
+def worker_env(cfg: WorkerConfig, *, log_level: str | None = None) -> dict[str, str]:
+    """The environment that makes a child ``nftwatch worker`` see ``cfg``: the settings a
+    parent computed (an embedded database's URL, a local gateway) travel this way."""
+    env = {
+        "DATABASE_URL": cfg.database_url,
+        "CELERY_BROKER_URL": cfg.broker_url,
+        "IPFS_GATEWAYS": ",".join(cfg.ipfs_gateways),
+        "NFTWATCH_ALLOW_HOSTS": ",".join(cfg.allow_hosts),
+        "NFTWATCH_EXTRACTORS": ",".join(cfg.extractors),
+        "NFTWATCH_DEVICE": cfg.device,
+    }
+    if cfg.ipfs_api_url:
+        env["IPFS_API_URL"] = cfg.ipfs_api_url
+    if cfg.weights_dir:
+        env["TORCHVISION_WEIGHTS_DIR"] = cfg.weights_dir
+    if cfg.redis_key_prefix:
+        env["NFTWATCH_REDIS_PREFIX"] = cfg.redis_key_prefix
+    if log_level:
+        env["NFTWATCH_LOG_LEVEL"] = log_level
+    return {k: v for k, v in env.items() if v}
+
+
 def embedded_broker_url(database_url: str) -> str:
     """kombu's SQLAlchemy transport on our own database: a broker that needs no server."""
     return "sqla+" + database_url

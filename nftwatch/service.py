@@ -24,7 +24,7 @@ from listeners.rpc import Rpc
 from nftwatch.observability.logs import setup_logging
 from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths, sql_queue_depths
 from nftwatch.observability.server import MetricsServer
-from nftwatch.runtime import Resources
+from nftwatch.runtime import Resources, worker_env
 from nftwatch.supervisor import Supervisor
 from store import queries
 from store.models import Token
@@ -279,7 +279,11 @@ def run_service(
     metrics = _metrics_server(res, chain_id, threads)
     try:
         if with_workers:
-            env = _env(cfg, chain_id, s.rpc_url)
+            env = {
+                **worker_env(cfg),
+                "ETH_RPC_URL": s.rpc_url,
+                "NFTWATCH_CHAIN_ID": str(chain_id),
+            }
             rpc_arg = f"--rpc={chain_id}={s.rpc_url}"
             supervisor.start_worker(
                 "resolve-worker",
@@ -385,17 +389,3 @@ def _queue_depths(
             return sql_queue_depths(session)
 
     return sql
-
-
-def _env(cfg: Any, chain_id: int, rpc_url: str) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": cfg.database_url,
-        "CELERY_BROKER_URL": cfg.broker_url,
-        "ETH_RPC_URL": rpc_url,
-        "NFTWATCH_CHAIN_ID": str(chain_id),
-    }
-    if cfg.ipfs_gateways:
-        env["IPFS_GATEWAYS"] = ",".join(cfg.ipfs_gateways)
-    if cfg.allow_hosts:
-        env["NFTWATCH_ALLOW_HOSTS"] = ",".join(cfg.allow_hosts)
-    return env

@@ -25,7 +25,7 @@ from nftwatch import chaintools
 from nftwatch.demo import content, report, world
 from nftwatch.embedded import Anvil, EmbeddedPostgres
 from nftwatch.ipfs_gateway import LocalIpfsGateway
-from nftwatch.runtime import embedded_broker_url
+from nftwatch.runtime import embedded_broker_url, worker_env
 from nftwatch.settings import Settings
 from nftwatch.supervisor import Supervisor
 from store import queries
@@ -147,23 +147,12 @@ def run_story(
         engine = make_engine(database_url)
         stack.callback(engine.dispose)
         factory = make_sessionmaker(engine)
-        gateway_url = gateway.base_url
-        cfg = WorkerConfig(
-            database_url=database_url,
-            broker_url=broker_url,
-            rpc_urls={CHAIN_ID: node.url},
-            ipfs_gateways=(gateway_url,),
-            allow_hosts=(_host_port(gateway_url),),
-            extractors=settings.extractors,
-            device=settings.device,
-            weights_dir=str(settings.weights_dir) if settings.weights_dir else None,
-            redis_key_prefix=settings.redis_key_prefix,
-        )
+        cfg = local_worker_config(settings, database_url, broker_url, node, gateway)
         app = configure(cfg)
         prepare_broker(app)
         supervisor = Supervisor(work_dir / "logs")
         stack.callback(supervisor.stop_all)
-        env = _worker_env(cfg)
+        env = worker_env(cfg, log_level="WARNING")
         rpc_arg = f"--rpc={CHAIN_ID}={node.url}"
         supervisor.start_worker(
             "resolve-worker",
@@ -258,6 +247,30 @@ def run_story(
     return summary
 
 
+def local_worker_config(
+    settings: Settings,
+    database_url: str,
+    broker_url: str,
+    node: Anvil,
+    gateway: LocalIpfsGateway,
+    *,
+    device: str | None = None,
+) -> WorkerConfig:
+    """Workers for a local chain and gateway: the gateway is the only IPFS source and the only
+    host the SSRF guard lets through."""
+    return WorkerConfig(
+        database_url=database_url,
+        broker_url=broker_url,
+        rpc_urls={CHAIN_ID: node.url},
+        ipfs_gateways=(gateway.base_url,),
+        allow_hosts=(gateway.netloc,),
+        extractors=settings.extractors,
+        device=device or settings.device,
+        weights_dir=str(settings.weights_dir) if settings.weights_dir else None,
+        redis_key_prefix=settings.redis_key_prefix,
+    )
+
+
 def _interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM both unwind through the clean-up below, even where the parent shell
     started us with SIGINT ignored (a background job)."""
@@ -285,24 +298,6 @@ def _fresh_postgres(path: Path) -> Iterator[str]:
         yield url
     finally:
         server.stop()
-
-
-def _host_port(url: str) -> str:
-    return url.split("://", 1)[1].split("/", 1)[0]
-
-
-def _worker_env(cfg: WorkerConfig) -> dict[str, str]:
-    return {
-        "DATABASE_URL": cfg.database_url,
-        "CELERY_BROKER_URL": cfg.broker_url,
-        "IPFS_GATEWAYS": ",".join(cfg.ipfs_gateways),
-        "NFTWATCH_ALLOW_HOSTS": ",".join(cfg.allow_hosts),
-        "NFTWATCH_EXTRACTORS": ",".join(cfg.extractors),
-        "NFTWATCH_DEVICE": cfg.device,
-        "NFTWATCH_LOG_LEVEL": "WARNING",
-        **({"TORCHVISION_WEIGHTS_DIR": cfg.weights_dir} if cfg.weights_dir else {}),
-        **({"NFTWATCH_REDIS_PREFIX": cfg.redis_key_prefix} if cfg.redis_key_prefix else {}),
-    }
 
 
 def _counts(factory: sessionmaker[Session], extractors: int) -> tuple[int, int, int]:
