@@ -244,18 +244,27 @@ def nearest(
 
     Vectors wider than halfvec's index limit are searched by their binary quantisation: the
     ``rerank × k`` nearest by Hamming distance are fetched through the index, then ordered by
-    exact cosine on the full vectors."""
-    # the query vector travels as a bound parameter: against a join operand the planner
-    # cannot use the HNSW index and sorts every row instead
-    query = session.execute(
-        text("SELECT vec::text FROM embeddings WHERE image_sha256 = :sha AND extractor = :x"),
-        {"sha": image_sha256, "x": extractor},
-    ).scalar()
-    if query is None:
-        return []
-    session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    filters = ["e.extractor = :extractor", "e.image_sha256 <> :sha"]
-    params: dict[str, Any] = {"extractor": extractor, "sha": image_sha256, "k": k, "q": query}
+    exact cosine on the full vectors.
+
+    Two round trips: the search settings, then one statement. The query vector never leaves the
+    server: it is a scalar subquery (an InitPlan, evaluated once), which the HNSW scan accepts as
+    its ordering operand where a join operand would make the planner sort every row."""
+    wide = dim > HALFVEC_MAX_DIM
+    own_row = "FROM embeddings WHERE image_sha256 = :sha AND extractor = :extractor"
+    candidates = max(k * rerank, k) if wide else k
+    session.execute(
+        text(
+            "SELECT set_config('hnsw.ef_search', :ef, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+        ),
+        {"ef": str(max(int(ef_search), candidates))},
+    )
+    filters = [
+        "e.extractor = :extractor",
+        "e.image_sha256 <> :sha",
+        "(SELECT q FROM query) IS NOT NULL",
+    ]
+    params: dict[str, Any] = {"extractor": extractor, "sha": image_sha256, "k": k}
     if contract is not None:
         filters.append("t.contract = :contract")
         params["contract"] = contract.lower()
@@ -266,38 +275,40 @@ def nearest(
     columns = "t.chain_id, t.contract, t.token_id, t.last_sale_wei, t.last_sale_at, " + (
         "t.sale_count, t.transfer_count"
     )
-    if dim <= HALFVEC_MAX_DIM:
+    if not wide:
         cast = f"halfvec({dim})"
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
-        # relaxed_order may return neighbours slightly out of order: sort the k found
+        query = f"SELECT vec::{cast} AS q {own_row}"
+        # relaxed_order may return neighbours slightly out of order: sort the k found, by an
+        # expression other than the CTE's own ORDER BY, which PostgreSQL 17+ would trust as sorted
         sql = f"""
-        WITH c AS MATERIALIZED (
-            SELECT {columns}, e.image_sha256,
-                   1 - (e.vec::{cast} <=> CAST(:q AS {cast})) AS similarity
+        WITH query AS ({query}),
+        c AS MATERIALIZED (
+            SELECT {columns}, e.image_sha256, e.vec::{cast} <=> (SELECT q FROM query) AS distance
             FROM embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
             WHERE {where}
-            ORDER BY e.vec::{cast} <=> CAST(:q AS {cast})
+            ORDER BY e.vec::{cast} <=> (SELECT q FROM query)
             LIMIT :k
         )
-        SELECT * FROM c ORDER BY similarity DESC
+        SELECT *, 1 - distance AS similarity FROM c ORDER BY similarity DESC
         """
     else:
         bits = f"bit({dim})"
-        params["candidates"] = candidates = max(k * rerank, k)
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), candidates)}"))
+        params["candidates"] = candidates
+        query = f"SELECT vec AS q {own_row}"
         # the inner ORDER BY must be the indexed expression itself for HNSW to serve it
         sql = f"""
-        WITH c AS MATERIALIZED (
+        WITH query AS ({query}),
+        c AS MATERIALIZED (
             SELECT {columns}, e.image_sha256, e.vec
             FROM embeddings e JOIN tokens t ON t.image_sha256 = e.image_sha256
             WHERE {where}
             ORDER BY binary_quantize(e.vec)::{bits}
-                 <~> binary_quantize(CAST(:q AS halfvec))::{bits}
+                 <~> binary_quantize((SELECT q FROM query))::{bits}
             LIMIT :candidates
         )
-        SELECT c.*, 1 - (c.vec <=> CAST(:q AS halfvec)) AS similarity
+        SELECT c.*, 1 - (c.vec <=> (SELECT q FROM query)) AS similarity
         FROM c
-        ORDER BY c.vec <=> CAST(:q AS halfvec)
+        ORDER BY c.vec <=> (SELECT q FROM query)
         LIMIT :k
         """
     return [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,6 +98,36 @@ def test_nearest_matches_exact_search_within_and_across(
             hits += len(set(ids) & set(want))
             total += k
     assert hits / total >= 0.9
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("dim", "extractor"), [(64, "plan-v1"), (4096, "plan-wide-v1")])
+def test_nearest_runs_on_the_hnsw_index_and_an_unknown_image_has_no_neighbours(
+    db_url: str, dim: int, extractor: str
+) -> None:
+    """The query vector stays in the server (a scalar subquery), and the scan is still the
+    extractor's HNSW index: captured from the statement ``nearest`` itself sends."""
+    engine = make_engine(db_url)
+    factory = make_sessionmaker(engine)
+    with factory.begin() as s:
+        load(s, clustered(40, dim, centres=2, seed=3, relu=dim > 4000), extractor)
+    queries.ensure_vector_index(engine, extractor, dim)
+    plans: list[str] = []
+    with factory.begin() as s:
+        s.execute(text("SET LOCAL enable_seqscan = off"))
+        run = s.execute
+
+        def explain_then_run(stmt: Any, params: Any = None, **kw: Any) -> Any:
+            if "WITH query" in str(stmt):
+                rows = run(text("EXPLAIN " + str(stmt)), params)
+                plans.append("\n".join(r[0] for r in rows))
+            return run(stmt, params, **kw)
+
+        s.execute = explain_then_run  # type: ignore[method-assign,assignment]
+        got = queries.nearest(s, extractor=extractor, dim=dim, image_sha256=sha(0), k=5)
+        assert len(got) == 5
+        assert queries.nearest(s, extractor=extractor, dim=dim, image_sha256="0" * 64) == []
+    assert queries.vector_index_name(extractor) in plans[0]
     engine.dispose()
 
 
