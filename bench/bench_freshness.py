@@ -140,11 +140,11 @@ def main() -> None:
         started = time.monotonic()
         for token_id in chosen:
             price = int(Decimal(rng.uniform(0.5, 5)) * 10**18)
-            chaintools.call(
-                w3, punks.contract, "offerPunkForSale", token_id, price,
-                sender=world.owner_of(punks, token_id),
-            )  # fmt: skip
+            owner = world.owner_of(punks, token_id)
+            # the clock starts when the listing is sent: the call returns only after polling for
+            # its receipt, by which time the valuation may already be stored
             listed_at[token_id] = time.time()
+            chaintools.call(w3, punks.contract, "offerPunkForSale", token_id, price, sender=owner)
             time.sleep(args.gap)
         latencies: dict[int, float] = {}
         steps: dict[int, dict[str, float]] = {}
