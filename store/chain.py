@@ -131,6 +131,21 @@ class MissingBlockError(ValueError):
     """An event refers to a block whose header was not passed."""
 
 
+def _token_key(alias: str, chain: str | None = None) -> str:
+    """The expression ``ix_transfers_token`` indexes (migration 0006), over ``alias``'s contract
+    and token id; ``chain``: the chain id expression when ``alias`` has no chain_id column.
+    Lookups by token compare it first (to use the index), then the columns themselves."""
+    return (
+        f"hashtextextended({alias}.contract || {alias}.token_id::text, "
+        f"{chain or alias + '.chain_id'})"
+    )
+
+
+_X_KEY = _token_key("x")
+_T_KEY = _token_key("t", "%(chain)s")
+_D_KEY = _token_key("d", "%(chain)s")
+
+
 # Staging tables live per connection and empty themselves at commit.
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS _st_transfers (
@@ -165,7 +180,7 @@ CREATE TEMP TABLE IF NOT EXISTS _st_touched (
 """
 
 # Recompute the derived columns of every token in _st_touched from all of its events.
-_RECOMPUTE = """
+_RECOMPUTE = f"""
 WITH t AS (SELECT DISTINCT contract, token_id FROM _st_touched),
 agg AS (
   SELECT t.contract, t.token_id, tr.*, sa.*
@@ -179,7 +194,8 @@ agg AS (
                       ORDER BY x.block_number DESC, x.log_index DESC, x.batch_index DESC))[1]
              AS last_to
     FROM transfers x
-    WHERE x.chain_id = %(chain)s AND x.contract = t.contract AND x.token_id = t.token_id) tr
+    WHERE {_X_KEY} = {_T_KEY}
+      AND x.chain_id = %(chain)s AND x.contract = t.contract AND x.token_id = t.token_id) tr
   CROSS JOIN LATERAL (
     SELECT count(*) AS sale_count,
            (array_agg(s.price_wei
@@ -201,11 +217,12 @@ ON CONFLICT (chain_id, contract, token_id) DO UPDATE SET
   updated_at = now()
 """
 
-_DELETE_EVENTLESS_TOKENS = """
+_DELETE_EVENTLESS_TOKENS = f"""
 DELETE FROM tokens k USING (SELECT DISTINCT contract, token_id FROM _st_touched) t
 WHERE k.chain_id = %(chain)s AND k.contract = t.contract AND k.token_id = t.token_id
-  AND NOT EXISTS (SELECT 1 FROM transfers x WHERE x.chain_id = %(chain)s
-                  AND x.contract = t.contract AND x.token_id = t.token_id)
+  AND NOT EXISTS (SELECT 1 FROM transfers x WHERE {_X_KEY} = {_T_KEY}
+                  AND x.chain_id = %(chain)s AND x.contract = t.contract
+                  AND x.token_id = t.token_id)
   AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.chain_id = %(chain)s
                   AND s.contract = t.contract AND s.token_id = t.token_id)
 """
@@ -281,21 +298,29 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _exists(cur: Any, table: str, chain_id: int, hashes: list[str]) -> bool:
+def _exists(cur: Any, table: str, chain_id: int, blocks: Sequence[tuple[int, str]]) -> bool:
+    """Whether ``table`` holds any event of these (number, hash) blocks. A hash fixes its number:
+    the numbers only narrow the scan (``transfers``' key leads with the block number)."""
     cur.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE chain_id = %s AND block_hash = ANY(%s))",
-        (chain_id, hashes),
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE chain_id = %s AND block_number = ANY(%s) "
+        "AND block_hash = ANY(%s))",
+        (chain_id, [n for n, _ in blocks], [h for _, h in blocks]),
     )
     return bool(cur.fetchone()[0])
 
 
 def _insert_events(
-    cur: Any, table: str, columns: str, chain_id: int, lines: list[str], hashes: list[str]
+    cur: Any,
+    table: str,
+    columns: str,
+    chain_id: int,
+    lines: list[str],
+    blocks: Sequence[tuple[int, str]],
 ) -> set[tuple[Any, ...]] | None:
     """Write event rows (COPY text ``lines``, chain_id first) into ``table``; returns the keys of
     the rows new to the database, or None when all were: the common case, a range seen for the
     first time, where COPY goes straight into the table."""
-    if not _exists(cur, table, chain_id, hashes):
+    if not _exists(cur, table, chain_id, blocks):
         cur.execute("SAVEPOINT direct_copy")
         try:
             _copy_lines(cur, f"COPY {table} (chain_id, {columns}) FROM STDIN", lines)
@@ -314,6 +339,10 @@ def _insert_events(
         f"ON CONFLICT DO NOTHING RETURNING {key_cols}"
     )
     return {tuple(r) for r in cur.fetchall()}
+
+
+def _blocks_of(events: Iterable[Any]) -> list[tuple[int, str]]:
+    return sorted({(e.block_number, e.block_hash) for e in events})
 
 
 def _copy_lines(cur: Any, sql: str, lines: list[str], step: int = 20_000) -> None:
@@ -372,10 +401,11 @@ UPDATE _st_delta d SET redo = true FROM tokens k
 WHERE k.chain_id = %(chain)s AND k.contract = d.contract AND k.token_id = d.token_id
   AND NOT d.redo AND ((k.owner IS NULL) <> d.multi {order})
 """
-_ORDER_CHECK = """
+_ORDER_CHECK = f"""
     OR (d.rows > 0 AND d.rows <> (
       SELECT count(*) FROM transfers x
-      WHERE x.chain_id = %(chain)s AND x.contract = d.contract AND x.token_id = d.token_id
+      WHERE {_X_KEY} = {_D_KEY}
+        AND x.chain_id = %(chain)s AND x.contract = d.contract AND x.token_id = d.token_id
         AND x.block_number >= d.fb
         AND (x.block_number, x.log_index, x.batch_index) >= (d.fb, d.fl, d.fi)))
     OR (d.sales > 0 AND d.sales <> (
@@ -456,7 +486,6 @@ def record_batch(
             later = bool(cur.fetchone()[0])
         new_transfers: Sequence[TransferLike] = transfers
         if transfers:
-            hashes = sorted({t.block_hash for t in transfers})
             keys = _insert_events(
                 cur,
                 "transfers",
@@ -469,7 +498,7 @@ def record_batch(
                     f"{'t' if t.is_mint else 'f'}\n"
                     for t in transfers
                 ],
-                hashes,
+                _blocks_of(transfers),
             )
             if keys is not None:
                 new_transfers = [
@@ -500,7 +529,7 @@ def record_batch(
                     )
                     for li in listings
                 ],
-                sorted({li.block_hash for li in listings}),
+                _blocks_of(listings),
             )
             stats.listings = len(listings) if keys is None else len(keys)
         new_sales: Sequence[SaleLike] = sales
@@ -533,7 +562,7 @@ def record_batch(
                 _SALE_COLS,
                 chain_id,
                 sale_rows,
-                sorted({s.block_hash for s in sales}),
+                _blocks_of(sales),
             )
             if keys is not None:
                 new_sales = [
@@ -578,7 +607,7 @@ def record_batch(
                     )
                     for o in oversized
                 ],
-                sorted({o.block_hash for o in oversized}),
+                _blocks_of(oversized),
             )
         if new_transfers or new_sales:
             deltas = token_deltas(new_transfers, new_sales, _parse_time(times), redo_sales)
@@ -772,7 +801,8 @@ def rollback_to(session: Session, chain_id: int, block_number: int) -> RollbackS
             "DELETE FROM outbox o USING _st_touched t WHERE o.sent_at IS NULL "
             "AND o.dedupe_key = 'resolve:' || %(chain)s::text || ':' || t.contract || ':' "
             "|| t.token_id::text AND NOT EXISTS (SELECT 1 FROM transfers x WHERE "
-            "x.chain_id = %(chain)s AND x.contract = t.contract AND x.token_id = t.token_id) "
+            f"{_X_KEY} = {_T_KEY} "
+            "AND x.chain_id = %(chain)s AND x.contract = t.contract AND x.token_id = t.token_id) "
             "AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.chain_id = %(chain)s "
             "AND s.contract = t.contract AND s.token_id = t.token_id)",
             p,

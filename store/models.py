@@ -94,10 +94,17 @@ class Transfer(Base):
     """One NFT movement (a mint has from = 0x0, a burn to = 0x0)."""
 
     __tablename__ = "transfers"
+    # The key leads with the block number (which the block hash fixes) so that ingestion appends
+    # to the index and range scans by block use it; per-token lookups go through a 64-bit hash of
+    # (contract, token_id) seeded with the chain id (migration 0006).
     __table_args__ = (
-        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index", "batch_index"),
-        Index("ix_transfers_token", "chain_id", "contract", "token_id", "block_number"),
-        Index("ix_transfers_block", "chain_id", "block_number"),
+        PrimaryKeyConstraint(
+            "chain_id", "block_number", "block_hash", "log_index", "batch_index", "tx_hash"
+        ),
+        Index(
+            "ix_transfers_token",
+            text("hashtextextended(contract || token_id::text, chain_id)"),
+        ),
     )
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
