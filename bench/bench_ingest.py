@@ -1,5 +1,6 @@
 """Ingest benchmark: recorded-shape ``eth_getLogs`` responses -> decoded events -> rows committed
-in Postgres, through the same code the backfill runs (``decode_logs`` + ``record_batch``).
+in Postgres, through the same code the backfill runs (``decode_logs``, then ``prepare_batch`` on the
+reading thread and ``record_prepared`` on the writer thread).
 
     python bench/bench_ingest.py [--logs 100000] [--database-url URL]
 
@@ -29,29 +30,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from listeners import decode as d
+from listeners.backfill import chunk_job, prepare_decoded
 from listeners.pipeline import Writer
 from listeners.rpc import BlockHeader
-from store.chain import recompute_tokens, record_batch
-
-
-def _job(headers: list[BlockHeader], dec: d.Decoded, last: int, incremental: bool) -> Any:
-    def job(s: Any) -> None:
-        record_batch(
-            s,
-            1,
-            headers,
-            dec.transfers,
-            dec.sales,
-            dec.listings,
-            dec.metadata_updates,
-            "bench",
-            last,
-            None,
-            dec.oversized,
-            incremental=incremental,
-        )
-
-    return job
+from store.chain import recompute_tokens
 
 
 def _phase(q: str) -> str:
@@ -78,7 +60,7 @@ def _phase(q: str) -> str:
 
 
 class _Phases:
-    """Seconds spent per kind of statement inside ``record_batch`` (bench instrumentation: a
+    """Seconds spent per kind of statement inside ``record_prepared`` (bench instrumentation: a
     psycopg cursor class that times execute/executemany/copy by the statement's leading words)."""
 
     def __init__(self) -> None:
@@ -369,10 +351,16 @@ def main() -> None:
                 chunk = logs[i : i + args.chunk]
                 t = time.perf_counter()
                 dec = d.decode_logs(chunk)
-                hs = [by_number[n] for n in sorted(dec.block_numbers())]
-                job = _job(hs, dec, int(chunk[-1]["blockNumber"], 16), incremental)
                 if phases is not None:
                     phases.mark("decode (Python, no DB)", time.perf_counter() - t)
+                    t = time.perf_counter()
+                hs = [by_number[n] for n in sorted(dec.block_numbers())]
+                batch = prepare_decoded(1, hs, dec)
+                job = chunk_job(
+                    batch, "bench", int(chunk[-1]["blockNumber"], 16), incremental=incremental
+                )
+                if phases is not None:
+                    phases.mark("prepare rows and deltas (Python, no DB)", time.perf_counter() - t)
                 if writer is not None:
                     writer.submit(job)
                 elif phases is not None:
@@ -383,7 +371,7 @@ def main() -> None:
                     raw.cursor_factory = phases.cursor_class()
                     t = time.perf_counter()
                     job(s)
-                    phases.mark("record_batch (all SQL + Python)", time.perf_counter() - t)
+                    phases.mark("record_prepared (all SQL + Python)", time.perf_counter() - t)
                     raw.cursor_factory = default_cursor
                     t = time.perf_counter()
                     s.commit()

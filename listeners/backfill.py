@@ -23,7 +23,7 @@ from listeners.errors import RangeTooLarge, Retryable
 from listeners.inferred import infer_sales
 from listeners.pipeline import Writer
 from listeners.rpc import BlockHeader, Rpc
-from store.chain import get_checkpoint, record_batch
+from store.chain import PreparedBatch, get_checkpoint, prepare_batch, record_prepared
 
 
 @dataclass
@@ -89,6 +89,19 @@ def headers_for(rpc: Rpc, decoded: Decoded) -> dict[int, BlockHeader]:
     return rpc.get_blocks(sorted(decoded.block_numbers()))
 
 
+def prepare_decoded(chain_id: int, headers: list[BlockHeader], decoded: Decoded) -> PreparedBatch:
+    """The database-independent half of recording ``decoded`` (COPY lines, token deltas)."""
+    return prepare_batch(
+        chain_id,
+        headers,
+        decoded.transfers,
+        decoded.sales,
+        decoded.listings,
+        decoded.metadata_updates,
+        decoded.oversized,
+    )
+
+
 def record_decoded(
     session: Session,
     chain_id: int,
@@ -98,26 +111,19 @@ def record_decoded(
     cp_block: int | None,
     cp_hash: str | None,
 ) -> None:
-    record_batch(
-        session,
-        chain_id,
-        headers,
-        decoded.transfers,
-        decoded.sales,
-        decoded.listings,
-        decoded.metadata_updates,
-        cp_name,
-        cp_block,
-        cp_hash,
-        decoded.oversized,
+    record_prepared(
+        session, prepare_decoded(chain_id, headers, decoded), cp_name, cp_block, cp_hash
     )
 
 
-def _chunk_job(
-    chain_id: int, headers: list[BlockHeader], decoded: Decoded, cp_name: str, end: int
+def chunk_job(
+    batch: PreparedBatch, cp_name: str | None, end: int, *, incremental: bool = True
 ) -> Callable[[Session], None]:
+    """The writer's part of a chunk: ``batch`` was prepared on the reading thread, so the writer
+    thread mostly waits on Postgres (GIL released) while the next chunk is fetched and decoded."""
+
     def job(session: Session) -> None:
-        record_decoded(session, chain_id, headers, decoded, cp_name, end, None)
+        record_prepared(session, batch, cp_name, end, None, incremental=incremental)
 
     return job
 
@@ -211,7 +217,7 @@ def backfill(
                 continue
             attempts = 0
             ordered = sorted(headers.values(), key=lambda h: h.number)
-            writer.submit(_chunk_job(chain_id, ordered, decoded, cp_name, end))
+            writer.submit(chunk_job(prepare_decoded(chain_id, ordered, decoded), cp_name, end))
             stats.chunks += 1
             stats.blocks += end - start + 1
             stats.logs += len(logs)

@@ -5,6 +5,10 @@ replay is a no-op), the block headers, the derived ``tokens`` rows of every touc
 (recomputed from all of its events), the checkpoint, and the outbox rows for the work the events
 cause. ``rollback_to`` undoes everything above a block after a reorg.
 
+``record_batch`` = ``prepare_batch`` (pure Python: the COPY lines and the token deltas) +
+``record_prepared`` (the SQL). A pipeline calls the two halves on different threads, so that the
+Python half of one batch runs while Postgres works on the previous one.
+
 The events are duck-typed (see the Protocols below) so that this module imports nothing of ours.
 
 Outbox contract (the worker relies on it):
@@ -433,6 +437,137 @@ ON CONFLICT (dedupe_key) DO NOTHING
 """
 
 
+@dataclass(slots=True)
+class PreparedBatch:
+    """The half of recording a batch that needs no database: the COPY lines of its events and the
+    token deltas computed as if every event were new (the common case; the writer recomputes them
+    when the database already holds some). Built by :func:`prepare_batch`, so that a pipeline
+    builds it on the thread that decodes while the writer thread waits on Postgres."""
+
+    chain_id: int
+    block_rows: list[tuple[int, int, str, str, str]]
+    times: dict[str, str]  # block hash -> ISO timestamp
+    transfers: Sequence[TransferLike]
+    transfer_lines: list[str]
+    sales: Sequence[SaleLike]
+    sale_lines: list[str]
+    listings: Sequence[ListingLike]
+    listing_lines: list[str]
+    oversized: Sequence[RangeLike]
+    range_lines: list[str]
+    metadata_updates: Sequence[MetadataUpdateLike]
+    # CryptoPunks' accepted bids: no price in the event, filled from the bid in SQL
+    zero_sales: list[int]  # their positions in ``sales``
+    redo_sales: frozenset[tuple[str, str, int, int]]
+    first_block: int | None  # earliest block of a transfer or sale
+    delta_lines: list[str]
+
+
+def prepare_batch(
+    chain_id: int,
+    blocks: Sequence[BlockLike],
+    transfers: Sequence[TransferLike],
+    sales: Sequence[SaleLike],
+    listings: Sequence[ListingLike],
+    metadata_updates: Sequence[MetadataUpdateLike],
+    oversized: Sequence[RangeLike] = (),
+) -> PreparedBatch:
+    """Build the database-independent part of :func:`record_batch` (pure Python).
+
+    Raises :class:`MissingBlockError` when an event's block is not among ``blocks``."""
+    times = {b.hash: _utc(b.timestamp).isoformat() for b in blocks}
+    try:
+        transfer_lines = [
+            f"{chain_id}\t{t.block_number}\t{t.block_hash}\t{t.tx_hash}\t{t.log_index}\t"
+            f"{t.batch_index}\t{times[t.block_hash]}\t{t.contract}\t{t.token_id}\t"
+            f"{t.from_address}\t{t.to_address}\t{t.amount}\t{t.standard}\t"
+            f"{'t' if t.is_mint else 'f'}\n"
+            for t in transfers
+        ]
+        sale_lines = [
+            _line(
+                chain_id,
+                s.block_number,
+                s.block_hash,
+                s.tx_hash,
+                s.log_index,
+                s.batch_index,
+                times[s.block_hash],
+                s.contract,
+                s.token_id,
+                s.seller,
+                s.buyer,
+                s.price_wei,
+                s.currency,
+                s.marketplace,
+                s.inferred,
+                getattr(s, "fees_wei", 0),
+            )
+            for s in sales
+        ]
+        listing_lines = [
+            _line(
+                chain_id,
+                li.block_number,
+                li.block_hash,
+                li.tx_hash,
+                li.log_index,
+                times[li.block_hash],
+                li.contract,
+                li.token_id,
+                li.kind,
+                li.price_wei,
+                li.account,
+            )
+            for li in listings
+        ]
+        range_lines = [
+            _line(
+                chain_id,
+                o.block_number,
+                o.block_hash,
+                o.tx_hash,
+                o.log_index,
+                times[o.block_hash],
+                o.contract,
+                o.from_token_id,
+                o.to_token_id,
+                o.from_address,
+                o.to_address,
+            )
+            for o in oversized
+        ]
+    except KeyError as exc:
+        raise MissingBlockError(f"no header passed for block {exc.args[0]}") from None
+    zero_sales = [
+        i for i, s in enumerate(sales) if s.marketplace == "cryptopunks" and s.price_wei == 0
+    ]
+    redo_sales = frozenset(
+        (s.block_hash, s.tx_hash, s.log_index, s.batch_index)
+        for s in (sales[i] for i in zero_sales)
+    )
+    first_block = min((e.block_number for seq in (transfers, sales) for e in seq), default=None)
+    deltas = token_deltas(transfers, sales, _parse_time(times), redo_sales)
+    return PreparedBatch(
+        chain_id,
+        [(chain_id, b.number, b.hash, b.parent_hash, times[b.hash]) for b in blocks],
+        times,
+        transfers,
+        transfer_lines,
+        sales,
+        sale_lines,
+        listings,
+        listing_lines,
+        oversized,
+        range_lines,
+        metadata_updates,
+        zero_sales,
+        redo_sales,
+        first_block,
+        _delta_lines(deltas.values()),
+    )
+
+
 def record_batch(
     session: Session,
     chain_id: int,
@@ -455,35 +590,49 @@ def record_batch(
 
     ``blocks`` must hold the header of every block an event refers to; it may hold more (blocks
     without events, so the follower's parent-hash chain has no holes)."""
+    batch = prepare_batch(chain_id, blocks, transfers, sales, listings, metadata_updates, oversized)
+    return record_prepared(
+        session,
+        batch,
+        checkpoint_name,
+        checkpoint_block,
+        checkpoint_hash,
+        incremental=incremental,
+    )
+
+
+def record_prepared(
+    session: Session,
+    batch: PreparedBatch,
+    checkpoint_name: str | None,
+    checkpoint_block: int | None,
+    checkpoint_hash: str | None,
+    *,
+    incremental: bool = True,
+) -> RecordStats:
+    """:func:`record_batch` of a batch already prepared by :func:`prepare_batch`."""
     stats = RecordStats()
-    times = {b.hash: _utc(b.timestamp).isoformat() for b in blocks}
-    conn = _raw(session)
+    chain_id = batch.chain_id
+    transfers, sales, listings = batch.transfers, batch.sales, batch.listings
     p = {"chain": chain_id}
-
-    def when(block_hash: str) -> str:
-        try:
-            return times[block_hash]
-        except KeyError:
-            raise MissingBlockError(f"no header passed for block {block_hash}") from None
-
-    with conn.cursor() as cur:
+    with _raw(session).cursor() as cur:
         # One writer per chain at a time: the follower and a backfill may overlap, and the token
         # merge must see every committed event of the other.
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS, chain_id % 2**31))
         cur.execute(_STAGING)
-        if blocks:
+        if batch.block_rows:
             cur.executemany(
                 "INSERT INTO blocks (chain_id, number, hash, parent_hash, timestamp) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (chain_id, number) DO UPDATE SET "
                 "hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, "
                 "timestamp = EXCLUDED.timestamp",
-                [(chain_id, b.number, b.hash, b.parent_hash, times[b.hash]) for b in blocks],
+                batch.block_rows,
             )
         later = False
-        if incremental and (transfers or sales):
-            first = min(e.block_number for seq in (transfers, sales) for e in seq)
-            cur.execute(_LATER_EVENTS, {"chain": chain_id, "n": first})
+        if incremental and batch.first_block is not None:
+            cur.execute(_LATER_EVENTS, {"chain": chain_id, "n": batch.first_block})
             later = bool(cur.fetchone()[0])
+        all_new = True
         new_transfers: Sequence[TransferLike] = transfers
         if transfers:
             keys = _insert_events(
@@ -491,16 +640,11 @@ def record_batch(
                 "transfers",
                 _TRANSFER_COLS,
                 chain_id,
-                [
-                    f"{chain_id}\t{t.block_number}\t{t.block_hash}\t{t.tx_hash}\t{t.log_index}\t"
-                    f"{t.batch_index}\t{when(t.block_hash)}\t{t.contract}\t{t.token_id}\t"
-                    f"{t.from_address}\t{t.to_address}\t{t.amount}\t{t.standard}\t"
-                    f"{'t' if t.is_mint else 'f'}\n"
-                    for t in transfers
-                ],
+                batch.transfer_lines,
                 _blocks_of(transfers),
             )
             if keys is not None:
+                all_new = False
                 new_transfers = [
                     t
                     for t in transfers
@@ -513,105 +657,49 @@ def record_batch(
                 "listings",
                 _LISTING_COLS,
                 chain_id,
-                [
-                    _line(
-                        chain_id,
-                        li.block_number,
-                        li.block_hash,
-                        li.tx_hash,
-                        li.log_index,
-                        when(li.block_hash),
-                        li.contract,
-                        li.token_id,
-                        li.kind,
-                        li.price_wei,
-                        li.account,
-                    )
-                    for li in listings
-                ],
+                batch.listing_lines,
                 _blocks_of(listings),
             )
             stats.listings = len(listings) if keys is None else len(keys)
         new_sales: Sequence[SaleLike] = sales
-        redo_sales: frozenset[tuple[str, str, int, int]] = frozenset()
         if sales:
-            sale_rows = [
-                _line(
-                    chain_id,
-                    s.block_number,
-                    s.block_hash,
-                    s.tx_hash,
-                    s.log_index,
-                    s.batch_index,
-                    when(s.block_hash),
-                    s.contract,
-                    s.token_id,
-                    s.seller,
-                    s.buyer,
-                    s.price_wei,
-                    s.currency,
-                    s.marketplace,
-                    s.inferred,
-                    getattr(s, "fees_wei", 0),
-                )
-                for s in sales
-            ]
             keys = _insert_events(
-                cur,
-                "sales",
-                _SALE_COLS,
-                chain_id,
-                sale_rows,
-                _blocks_of(sales),
+                cur, "sales", _SALE_COLS, chain_id, batch.sale_lines, _blocks_of(sales)
             )
             if keys is not None:
+                all_new = False
                 new_sales = [
                     s
                     for s in sales
                     if (s.block_hash, s.tx_hash, s.log_index, s.batch_index) in keys
                 ]
             stats.sales = len(new_sales)
-            # CryptoPunks' accepted bids carry no price: filled from the bid in SQL, so their
-            # tokens' last price is recomputed rather than taken from the event.
-            zero = [
-                (line, s)
-                for line, s in zip(sale_rows, sales, strict=True)
-                if s.marketplace == "cryptopunks" and s.price_wei == 0
-            ]
-            if zero:
+            if batch.zero_sales:
                 if keys is None:
-                    _copy_lines(cur, "COPY _st_sales FROM STDIN", [line for line, _ in zero])
+                    _copy_lines(
+                        cur,
+                        "COPY _st_sales FROM STDIN",
+                        [batch.sale_lines[i] for i in batch.zero_sales],
+                    )
                 cur.execute(_FIX_PUNK_BID_PRICES, p)
-                redo_sales = frozenset(
-                    (s.block_hash, s.tx_hash, s.log_index, s.batch_index) for _, s in zero
-                )
-        if oversized:
+        if batch.oversized:
             _insert_events(
                 cur,
                 "consecutive_ranges",
                 _RANGE_COLS,
                 chain_id,
-                [
-                    _line(
-                        chain_id,
-                        o.block_number,
-                        o.block_hash,
-                        o.tx_hash,
-                        o.log_index,
-                        when(o.block_hash),
-                        o.contract,
-                        o.from_token_id,
-                        o.to_token_id,
-                        o.from_address,
-                        o.to_address,
-                    )
-                    for o in oversized
-                ],
-                _blocks_of(oversized),
+                batch.range_lines,
+                _blocks_of(batch.oversized),
             )
         if new_transfers or new_sales:
-            deltas = token_deltas(new_transfers, new_sales, _parse_time(times), redo_sales)
-            _copy_lines(cur, "COPY _st_delta FROM STDIN", _delta_lines(deltas.values()))
+            if all_new:
+                delta_lines = batch.delta_lines
+            else:  # a replay: only the events new to the database count
+                deltas = token_deltas(
+                    new_transfers, new_sales, _parse_time(batch.times), batch.redo_sales
+                )
+                delta_lines = _delta_lines(deltas.values())
+            _copy_lines(cur, "COPY _st_delta FROM STDIN", delta_lines)
             cur.execute(_OUTBOX_RESOLVE, p)
             stats.outbox += cur.rowcount
             if incremental:
@@ -626,7 +714,7 @@ def record_batch(
             if cur.rowcount:
                 cur.execute(_RECOMPUTE, p)
                 stats.tokens += cur.rowcount
-        if metadata_updates:
+        if batch.metadata_updates:
             _copy_rows(
                 cur,
                 "COPY _st_updates FROM STDIN",
@@ -639,7 +727,7 @@ def record_batch(
                         u.from_token_id,
                         u.to_token_id,
                     )
-                    for u in metadata_updates
+                    for u in batch.metadata_updates
                 ),
             )
             cur.execute(_OUTBOX_REFRESH, p)
