@@ -223,42 +223,49 @@ def decode_logs(
         out.listings,
         out.metadata_updates,
     )
-    # Last market "Transfer"/"PunkTransfer" recipient per (tx, contract): fixes PunkBought's buyer.
-    punk_recipient: dict[tuple[str, str], str] = {}
+    # Last market "Transfer"/"PunkTransfer" recipient topic per tx hash + contract, both as the
+    # node spelled them (compared within this response only): fixes PunkBought's buyer.
+    punk_recipient: dict[str, str] = {}
     # Consecutive logs share their block and often their transaction: parse those once.
     raw_bh = raw_tx = ""
     bh = tx = ""
     bn = 0
+    skipped = 0
     for log in logs:
         if log.get("removed"):
             continue
         topics: list[str] = log["topics"]
-        if not topics:
-            out.skipped += 1
+        n = len(topics)
+        if not n:
+            skipped += 1
             continue
         t0 = topics[0]
         if t0 not in _KNOWN:
             t0 = t0.lower()
-        n = len(topics)
-        contract = log["address"].lower()
+            if t0 not in _KNOWN:
+                skipped += 1
+                continue
+        if n == 3 and t0 == TRANSFER:
+            # ERC-20 shape (a third of all logs): never an NFT row, but the punk market's carries
+            # the buyer. Nothing else of it is parsed.
+            punk_recipient[log["transactionHash"] + log["address"]] = topics[2]
+            skipped += 1
+            continue
         if log["transactionHash"] != raw_tx:
             raw_tx = log["transactionHash"]
             tx = raw_tx.lower()
-        if t0 == TRANSFER and n == 3:
-            # ERC-20 shape: never an NFT row, but the punk market's carries the buyer.
-            punk_recipient[(tx, contract)] = _addr(topics[2])
-            out.skipped += 1
-            continue
         if log["blockHash"] != raw_bh:
             raw_bh = log["blockHash"]
             bh = raw_bh.lower()
             bn = int(log["blockNumber"], 16)
+        contract = log["address"].lower()
         data: str = log["data"]
         li = int(log["logIndex"], 16)
 
         if t0 == TRANSFER:
             if n == 4 and len(data) <= 2:
-                frm = _addr(topics[1])
+                # ERC-721, the commonest NFT log: addresses sliced inline
+                frm = "0x" + topics[1][-40:].lower()
                 transfers.append(
                     TransferEvent(
                         bn,
@@ -269,7 +276,7 @@ def decode_logs(
                         contract,
                         int(topics[3], 16),
                         frm,
-                        _addr(topics[2]),
+                        "0x" + topics[2][-40:].lower(),
                         1,
                         "erc721",
                         frm == ZERO,
@@ -296,9 +303,9 @@ def decode_logs(
                         )
                     )
                 else:
-                    out.skipped += 1
+                    skipped += 1
             else:
-                out.skipped += 1
+                skipped += 1
         elif t0 == TRANSFER_SINGLE and n == 4:
             w = _words(data)
             frm = _addr(topics[2])
@@ -375,7 +382,7 @@ def decode_logs(
             )
         elif t0 == PUNK_TRANSFER and n == 3:
             to = _addr(topics[2])
-            punk_recipient[(tx, contract)] = to
+            punk_recipient[raw_tx + log["address"]] = topics[2]
             transfers.append(
                 TransferEvent(
                     bn,
@@ -400,7 +407,7 @@ def decode_logs(
             fixed = False
             if buyer == ZERO:
                 # acceptBidForPunk's bug: the buyer is the market's transfer recipient in this tx.
-                buyer = punk_recipient.get((tx, contract), ZERO)
+                buyer = _addr(punk_recipient.get(raw_tx + log["address"], ZERO))
                 fixed = True
             transfers.append(
                 TransferEvent(
@@ -485,7 +492,8 @@ def decode_logs(
             token_id = int(topics[1], 16)
             updates.append(MetadataUpdateEvent(bn, bh, tx, li, contract, token_id, token_id))
         else:
-            out.skipped += 1
+            skipped += 1
+    out.skipped = skipped
     return out
 
 
