@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from psycopg.errors import UniqueViolation
 from sqlalchemy.orm import Session
 
-from store.token_delta import token_deltas
+from store.token_delta import TokenDelta, token_deltas, unpack
 
 
 class BlockLike(Protocol):
@@ -135,19 +135,16 @@ class MissingBlockError(ValueError):
     """An event refers to a block whose header was not passed."""
 
 
-def _token_key(alias: str, chain: str | None = None) -> str:
-    """The expression ``ix_transfers_token`` indexes (migration 0006), over ``alias``'s contract
-    and token id; ``chain``: the chain id expression when ``alias`` has no chain_id column.
-    Lookups by token compare it first (to use the index), then the columns themselves."""
-    return (
-        f"hashtextextended({alias}.contract || {alias}.token_id::text, "
-        f"{chain or alias + '.chain_id'})"
-    )
+def _token_key(alias: str) -> str:
+    """The hash ``ix_transfers_token`` indexes (migration 0006), over ``alias``'s contract and
+    token id. Lookups by token compare it and the chain id first (the index's two columns), then
+    the columns themselves (a collision costs a heap fetch, never a wrong row)."""
+    return f"hashtextextended({alias}.contract || {alias}.token_id::text, 0)"
 
 
 _X_KEY = _token_key("x")
-_T_KEY = _token_key("t", "%(chain)s")
-_D_KEY = _token_key("d", "%(chain)s")
+_T_KEY = _token_key("t")
+_D_KEY = _token_key("d")
 
 
 # Staging tables live per connection and empty themselves at commit.
@@ -564,7 +561,7 @@ def prepare_batch(
         zero_sales,
         redo_sales,
         first_block,
-        _delta_lines(deltas.values()),
+        _delta_lines(deltas),
     )
 
 
@@ -698,7 +695,7 @@ def record_prepared(
                 deltas = token_deltas(
                     new_transfers, new_sales, _parse_time(batch.times), batch.redo_sales
                 )
-                delta_lines = _delta_lines(deltas.values())
+                delta_lines = _delta_lines(deltas)
             _copy_lines(cur, "COPY _st_delta FROM STDIN", delta_lines)
             cur.execute(_OUTBOX_RESOLVE, p)
             stats.outbox += cur.rowcount
@@ -759,27 +756,34 @@ def record_prepared(
     return stats
 
 
-def _delta_lines(deltas: Iterable[Any]) -> list[str]:
+def _delta_lines(deltas: Iterable[TokenDelta]) -> list[str]:
     """COPY lines of ``_st_delta``, one f-string per delta (the generic ``_line`` costs a call
     per value, and there is a delta per touched token)."""
     out = []
     for d in deltas:
         fp = d.first_pos
-        sp = d.sale_first_pos
-        lt = d.last_time
-        out.append(
+        line = (
             f"{d.contract}\t{d.token_id}\t{d.first_block}\t{'t' if d.minted_here else 'f'}\t"
             f"{d.rows}\t{d.moves}\t{_NULL if d.mint_block is None else d.mint_block}\t"
             f"{'t' if d.multi else 'f'}\t"
-            + ("\\N\t\\N\t\\N\t" if fp is None else f"{fp[0]}\t{fp[1]}\t{fp[2]}\t")
+            + (_NULL3 if fp is None else "{}\t{}\t{}\t".format(*unpack(fp)))
             + f"{_NULL if d.last_to is None else d.last_to}\t{d.sales}\t"
-            + ("\\N\t\\N\t\\N\t" if sp is None else f"{sp[0]}\t{sp[1]}\t{sp[2]}\t")
-            + f"{_NULL if d.last_price is None else d.last_price}\t"
-            f"{_NULL if lt is None else lt.isoformat()}\t{'t' if d.redo else 'f'}\n"
         )
+        if d.sales:  # a minority of tokens: the sale columns
+            sp = d.sale_first_pos
+            lt = d.last_time
+            line += (
+                (_NULL3 if sp is None else "{}\t{}\t{}\t".format(*unpack(sp)))
+                + f"{_NULL if d.last_price is None else d.last_price}\t"
+                f"{_NULL if lt is None else lt.isoformat()}\t{'t' if d.redo else 'f'}\n"
+            )
+        else:
+            line += "\\N\t\\N\t\\N\t\\N\t\\N\t" + ("t\n" if d.redo else "f\n")
+        out.append(line)
     return out
 
 
+_NULL3 = "\\N\t\\N\t\\N\t"
 _NULL = "\\N"
 
 

@@ -96,14 +96,15 @@ class Transfer(Base):
     __tablename__ = "transfers"
     # The key leads with the block number (which the block hash fixes) so that ingestion appends
     # to the index and range scans by block use it; per-token lookups go through a 64-bit hash of
-    # (contract, token_id) seeded with the chain id (migration 0006).
+    # (contract, token_id) and the chain id (migration 0006).
     __table_args__ = (
         PrimaryKeyConstraint(
             "chain_id", "block_number", "block_hash", "log_index", "batch_index", "tx_hash"
         ),
         Index(
             "ix_transfers_token",
-            text("hashtextextended(contract || token_id::text, chain_id)"),
+            text("hashtextextended(contract || token_id::text, 0)"),
+            "chain_id",
         ),
     )
 

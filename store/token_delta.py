@@ -15,7 +15,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-Pos = tuple[int, int, int]  # (block_number, log_index, batch_index): chain order
+# A position in chain order, (block_number, log_index, batch_index), packed into one int so that
+# comparing two costs one int comparison and building one allocates no tuple (this runs once per
+# event). Log and batch indexes are below 2**32.
+Pos = int
+_LOW32 = 0xFFFFFFFF
+
+
+def pos(block_number: int, log_index: int, batch_index: int) -> Pos:
+    return (block_number << 64) | (log_index << 32) | batch_index
+
+
+def unpack(p: Pos) -> tuple[int, int, int]:
+    """(block_number, log_index, batch_index) of a packed position."""
+    return p >> 64, (p >> 32) & _LOW32, p & _LOW32
 
 
 @dataclass(slots=True)
@@ -44,22 +57,27 @@ def token_deltas(
     sales: Iterable[Any],
     when: Callable[[str], dt.datetime],
     redo_sales: frozenset[tuple[str, str, int, int]] = frozenset(),
-) -> dict[tuple[str, int], TokenDelta]:
-    """Aggregate new ``transfers`` and ``sales`` (duck-typed events) per (contract, token_id).
+) -> list[TokenDelta]:
+    """Aggregate new ``transfers`` and ``sales`` (duck-typed events) per (contract, token_id),
+    in order of first appearance.
 
     ``redo_sales``: keys (block_hash, tx_hash, log_index, batch_index) of sales whose stored price
     differs from the event's (fixed up in SQL): their tokens are recomputed."""
-    out: dict[tuple[str, int], TokenDelta] = {}
-    get = out.get
+    out: list[TokenDelta] = []
+    # contract -> token id -> delta: two lookups, but no key tuple allocated per event
+    by_contract: dict[str, dict[int, TokenDelta]] = {}
     # Attribute reads hoisted and the common case (a token's first event of the batch) handled
-    # in one step: this loop runs once per event, on the writer's critical path.
+    # in one step: this loop runs once per event, on the pipeline's critical path.
     for t in transfers:
-        contract, token_id, block = t.contract, t.token_id, t.block_number
-        pos = (block, t.log_index, t.batch_index)
-        mint = t.is_mint
-        d = get((contract, token_id))
+        contract = t.contract
+        tokens = by_contract.get(contract)
+        if tokens is None:
+            tokens = by_contract[contract] = {}
+        token_id, block, mint = t.token_id, t.block_number, t.is_mint
+        p = (block << 64) | (t.log_index << 32) | t.batch_index
+        d = tokens.get(token_id)
         if d is None:
-            out[(contract, token_id)] = TokenDelta(
+            d = tokens[token_id] = TokenDelta(
                 contract,
                 token_id,
                 block,
@@ -68,10 +86,11 @@ def token_deltas(
                 0 if mint else 1,
                 block if mint else None,
                 t.standard == "erc1155",
-                pos,
-                pos,
+                p,
+                p,
                 t.to_address,
             )
+            out.append(d)
             continue
         if block < d.first_block:
             d.first_block = block
@@ -84,24 +103,28 @@ def token_deltas(
             d.moves += 1
         if not d.multi and t.standard == "erc1155":
             d.multi = True
-        if pos > d.last_pos:  # type: ignore[operator]  # set with the first event
-            d.last_pos = pos
+        if p > d.last_pos:  # set with the first event
+            d.last_pos = p
             d.last_to = t.to_address
-        elif pos < d.first_pos:  # type: ignore[operator]
-            d.first_pos = pos
+        elif p < d.first_pos:
+            d.first_pos = p
     for s in sales:
-        key = (s.contract, s.token_id)
-        d = out.get(key)
+        contract = s.contract
+        tokens = by_contract.get(contract)
+        if tokens is None:
+            tokens = by_contract[contract] = {}
+        d = tokens.get(s.token_id)
         if d is None:
-            d = out[key] = TokenDelta(s.contract, s.token_id, s.block_number)
+            d = tokens[s.token_id] = TokenDelta(contract, s.token_id, s.block_number)
+            out.append(d)
         elif s.block_number < d.first_block:
             d.first_block = s.block_number
-        pos = (s.block_number, s.log_index, s.batch_index)
+        p = pos(s.block_number, s.log_index, s.batch_index)
         d.sales += 1
-        if d.sale_first_pos is None or pos < d.sale_first_pos:
-            d.sale_first_pos = pos
-        if d.sale_last_pos is None or pos > d.sale_last_pos:
-            d.sale_last_pos = pos
+        if d.sale_first_pos is None or p < d.sale_first_pos:
+            d.sale_first_pos = p
+        if d.sale_last_pos is None or p > d.sale_last_pos:
+            d.sale_last_pos = p
             d.last_price = s.price_wei
         t_ = when(s.block_hash)
         if d.last_time is None or t_ > d.last_time:
