@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listeners.decode import ALL_TOPICS, MARKET_TOPICS, WETH, Decoded, decode_logs
 from listeners.errors import RangeTooLarge, Retryable
 from listeners.inferred import infer_sales
-from listeners.pipeline import Writer
+from listeners.pipeline import Writer, bulk_tuning
 from listeners.rpc import BlockHeader, Rpc
 from store.chain import PreparedBatch, get_checkpoint, prepare_batch, record_prepared
 
@@ -178,7 +178,7 @@ def backfill(
     min_interval = 1.0 / max_rps if max_rps else 0.0
     last_call = 0.0
     # Chunk N is written on the writer thread while chunk N+1 is fetched and decoded.
-    with Writer(session_factory, depth=pipeline_depth) as writer:
+    with bulk_tuning(), Writer(session_factory, depth=pipeline_depth) as writer:
         while start <= to_block:
             end = min(to_block, start + span - 1)
             if min_interval:
