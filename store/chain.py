@@ -311,27 +311,22 @@ def _exists(cur: Any, table: str, chain_id: int, blocks: Sequence[tuple[int, str
 
 
 def _insert_events(
-    cur: Any,
-    table: str,
-    columns: str,
-    chain_id: int,
-    lines: list[str],
-    blocks: Sequence[tuple[int, str]],
+    cur: Any, table: str, columns: str, chain_id: int, rows: EventRows, *, check: bool = True
 ) -> set[tuple[Any, ...]] | None:
-    """Write event rows (COPY text ``lines``, chain_id first) into ``table``; returns the keys of
-    the rows new to the database, or None when all were: the common case, a range seen for the
-    first time, where COPY goes straight into the table."""
-    if not _exists(cur, table, chain_id, blocks):
+    """Write event ``rows`` into ``table``; returns the keys of the rows new to the database, or
+    None when all were: the common case, a range seen for the first time, where COPY goes
+    straight into the table. ``check=False``: the caller knows none of them is stored."""
+    if not check or not _exists(cur, table, chain_id, rows.blocks):
         cur.execute("SAVEPOINT direct_copy")
         try:
-            _copy_lines(cur, f"COPY {table} (chain_id, {columns}) FROM STDIN", lines)
+            _copy_data(cur, f"COPY {table} (chain_id, {columns}) FROM STDIN", rows.data)
         except UniqueViolation:
             # The batch repeats one of its own events: the ON CONFLICT path sorts it out.
             cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
         else:
             cur.execute("RELEASE SAVEPOINT direct_copy")
             return None
-    _copy_lines(cur, f"COPY _st_{table} FROM STDIN", lines)
+    _copy_data(cur, f"COPY _st_{table} FROM STDIN", rows.data)
     key_cols = "block_hash, tx_hash, log_index" + (
         ", batch_index" if "batch_index" in columns else ""
     )
@@ -342,14 +337,9 @@ def _insert_events(
     return {tuple(r) for r in cur.fetchall()}
 
 
-def _blocks_of(events: Iterable[Any]) -> list[tuple[int, str]]:
-    return sorted({(e.block_number, e.block_hash) for e in events})
-
-
-def _copy_lines(cur: Any, sql: str, lines: list[str], step: int = 20_000) -> None:
+def _copy_data(cur: Any, sql: str, data: bytes) -> None:
     with cur.copy(sql) as cp:
-        for i in range(0, len(lines), step):
-            cp.write("".join(lines[i : i + step]))
+        cp.write(data)
 
 
 def _line(*values: Any) -> str:
@@ -435,29 +425,44 @@ ON CONFLICT (dedupe_key) DO NOTHING
 
 
 @dataclass(slots=True)
+class EventRows:
+    """One event table's share of a batch: its rows as COPY text (chain_id first), encoded, and
+    the (number, hash) of their blocks."""
+
+    data: bytes
+    blocks: list[tuple[int, str]]
+
+
+def _event_rows(lines: list[str], events: Iterable[Any]) -> EventRows:
+    return EventRows(
+        "".join(lines).encode(), sorted({(e.block_number, e.block_hash) for e in events})
+    )
+
+
+@dataclass(slots=True)
 class PreparedBatch:
-    """The half of recording a batch that needs no database: the COPY lines of its events and the
-    token deltas computed as if every event were new (the common case; the writer recomputes them
-    when the database already holds some). Built by :func:`prepare_batch`, so that a pipeline
-    builds it on the thread that decodes while the writer thread waits on Postgres."""
+    """The half of recording a batch that needs no database: the COPY text of its events and of
+    the token deltas computed as if every event were new (the common case; the writer recomputes
+    them when the database already holds some). Built by :func:`prepare_batch`, so that a
+    pipeline builds it on the thread that decodes while the writer thread waits on Postgres."""
 
     chain_id: int
     block_rows: list[tuple[int, int, str, str, str]]
     times: dict[str, str]  # block hash -> ISO timestamp
     transfers: Sequence[TransferLike]
-    transfer_lines: list[str]
+    transfer_rows: EventRows
     sales: Sequence[SaleLike]
-    sale_lines: list[str]
+    sale_rows: EventRows
     listings: Sequence[ListingLike]
-    listing_lines: list[str]
+    listing_rows: EventRows
     oversized: Sequence[RangeLike]
-    range_lines: list[str]
+    range_rows: EventRows
     metadata_updates: Sequence[MetadataUpdateLike]
     # CryptoPunks' accepted bids: no price in the event, filled from the bid in SQL
-    zero_sales: list[int]  # their positions in ``sales``
+    zero_sale_data: bytes  # their COPY text
     redo_sales: frozenset[tuple[str, str, int, int]]
     first_block: int | None  # earliest block of a transfer or sale
-    delta_lines: list[str]
+    delta_data: bytes
 
 
 def prepare_batch(
@@ -550,18 +555,18 @@ def prepare_batch(
         [(chain_id, b.number, b.hash, b.parent_hash, times[b.hash]) for b in blocks],
         times,
         transfers,
-        transfer_lines,
+        _event_rows(transfer_lines, transfers),
         sales,
-        sale_lines,
+        _event_rows(sale_lines, sales),
         listings,
-        listing_lines,
+        _event_rows(listing_lines, listings),
         oversized,
-        range_lines,
+        _event_rows(range_lines, oversized),
         metadata_updates,
-        zero_sales,
+        "".join(sale_lines[i] for i in zero_sales).encode(),
         redo_sales,
         first_block,
-        _delta_lines(deltas),
+        "".join(_delta_lines(deltas)).encode(),
     )
 
 
@@ -614,9 +619,8 @@ def record_prepared(
     p = {"chain": chain_id}
     with _raw(session).cursor() as cur:
         # One writer per chain at a time: the follower and a backfill may overlap, and the token
-        # merge must see every committed event of the other.
-        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS, chain_id % 2**31))
-        cur.execute(_STAGING)
+        # merge must see every committed event of the other. (Integers inlined: one round trip.)
+        cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK_NS}, {chain_id % 2**31});{_STAGING}")
         if batch.block_rows:
             cur.executemany(
                 "INSERT INTO blocks (chain_id, number, hash, parent_hash, timestamp) "
@@ -625,7 +629,9 @@ def record_prepared(
                 "timestamp = EXCLUDED.timestamp",
                 batch.block_rows,
             )
-        later = False
+        # Whether any stored transfer or sale is at or after the batch's first block: when none
+        # is (a forward scan), none of the batch's is stored and the per-table checks are moot.
+        later = True
         if incremental and batch.first_block is not None:
             cur.execute(_LATER_EVENTS, {"chain": chain_id, "n": batch.first_block})
             later = bool(cur.fetchone()[0])
@@ -633,12 +639,7 @@ def record_prepared(
         new_transfers: Sequence[TransferLike] = transfers
         if transfers:
             keys = _insert_events(
-                cur,
-                "transfers",
-                _TRANSFER_COLS,
-                chain_id,
-                batch.transfer_lines,
-                _blocks_of(transfers),
+                cur, "transfers", _TRANSFER_COLS, chain_id, batch.transfer_rows, check=later
             )
             if keys is not None:
                 all_new = False
@@ -649,20 +650,11 @@ def record_prepared(
                 ]
             stats.transfers = len(new_transfers)
         if listings:
-            keys = _insert_events(
-                cur,
-                "listings",
-                _LISTING_COLS,
-                chain_id,
-                batch.listing_lines,
-                _blocks_of(listings),
-            )
+            keys = _insert_events(cur, "listings", _LISTING_COLS, chain_id, batch.listing_rows)
             stats.listings = len(listings) if keys is None else len(keys)
         new_sales: Sequence[SaleLike] = sales
         if sales:
-            keys = _insert_events(
-                cur, "sales", _SALE_COLS, chain_id, batch.sale_lines, _blocks_of(sales)
-            )
+            keys = _insert_events(cur, "sales", _SALE_COLS, chain_id, batch.sale_rows, check=later)
             if keys is not None:
                 all_new = False
                 new_sales = [
@@ -671,32 +663,21 @@ def record_prepared(
                     if (s.block_hash, s.tx_hash, s.log_index, s.batch_index) in keys
                 ]
             stats.sales = len(new_sales)
-            if batch.zero_sales:
+            if batch.zero_sale_data:
                 if keys is None:
-                    _copy_lines(
-                        cur,
-                        "COPY _st_sales FROM STDIN",
-                        [batch.sale_lines[i] for i in batch.zero_sales],
-                    )
+                    _copy_data(cur, "COPY _st_sales FROM STDIN", batch.zero_sale_data)
                 cur.execute(_FIX_PUNK_BID_PRICES, p)
         if batch.oversized:
-            _insert_events(
-                cur,
-                "consecutive_ranges",
-                _RANGE_COLS,
-                chain_id,
-                batch.range_lines,
-                _blocks_of(batch.oversized),
-            )
+            _insert_events(cur, "consecutive_ranges", _RANGE_COLS, chain_id, batch.range_rows)
         if new_transfers or new_sales:
             if all_new:
-                delta_lines = batch.delta_lines
+                delta_data = batch.delta_data
             else:  # a replay: only the events new to the database count
                 deltas = token_deltas(
                     new_transfers, new_sales, _parse_time(batch.times), batch.redo_sales
                 )
-                delta_lines = _delta_lines(deltas)
-            _copy_lines(cur, "COPY _st_delta FROM STDIN", delta_lines)
+                delta_data = "".join(_delta_lines(deltas)).encode()
+            _copy_data(cur, "COPY _st_delta FROM STDIN", delta_data)
             cur.execute(_OUTBOX_RESOLVE, p)
             stats.outbox += cur.rowcount
             if incremental:
