@@ -39,10 +39,14 @@ from store.chain import recompute_tokens
 def _phase(q: str) -> str:
     if q.startswith("COPY _st_delta"):
         return "tokens: COPY deltas"
+    if q.startswith("COPY _st_balance"):
+        return "balances: COPY deltas"
     if q.startswith("COPY"):
         return f"events: COPY {q.split()[1]}"
     rules = (
         ("INTO outbox", "outbox: INSERT"),
+        ("INTO balances", "balances: merge"),
+        ("MERGE INTO balances", "balances: merge"),
         ("INTO tokens", "tokens: merge/recompute"),
         ("UPDATE _st_delta", "tokens: order check"),
         ("INTO blocks", "blocks: INSERT"),
@@ -328,11 +332,12 @@ def main() -> None:
         upgrade(url)
     engine = create_engine(url)
     factory = sessionmaker(engine)
+    truncate = text(
+        "TRUNCATE transfers, sales, listings, tokens, balances, blocks, outbox, checkpoints"
+    )
     try:
         with engine.begin() as c:
-            c.execute(
-                text("TRUNCATE transfers, sales, listings, tokens, blocks, outbox, checkpoints")
-            )
+            c.execute(truncate)
         t0 = time.perf_counter()
         decoded_only = d.decode_logs(logs)
         t_ours = time.perf_counter() - t0
@@ -341,7 +346,6 @@ def main() -> None:
         t_web3 = time.perf_counter() - t0
 
         by_number = {h.number: h for h in headers}
-        truncate = text("TRUNCATE transfers, sales, listings, tokens, blocks, outbox, checkpoints")
 
         def ingest(*, pipelined: bool, incremental: bool, phases: _Phases | None = None) -> float:
             with engine.begin() as c:
@@ -398,22 +402,26 @@ def main() -> None:
         e2e_runs = sorted(ingest(pipelined=True, incremental=True) for _ in range(args.repeat))
         t_e2e = e2e_runs[0]
         t_median = e2e_runs[len(e2e_runs) // 2]
+        recomputed = text(
+            "SELECT chain_id, contract, token_id, owner, minted_block, transfer_count, "
+            "sale_count, last_sale_wei, last_sale_at FROM tokens ORDER BY 1, 2, 3"
+        )
+        held = text("SELECT * FROM balances ORDER BY 1, 2, 3, 4")
         with engine.connect() as c:
             tokens_pipe = c.execute(text("SELECT * FROM tokens ORDER BY 1, 2, 3")).all()
-            recomputed = text(
-                "SELECT chain_id, contract, token_id, owner, minted_block, transfer_count, "
-                "sale_count, last_sale_wei, last_sale_at FROM tokens ORDER BY 1, 2, 3"
-            )
             incremental_rows = c.execute(recomputed).all()
+            incremental_balances = c.execute(held).all()
         with factory.begin() as s:
             recompute_tokens(s, 1)
         with engine.connect() as c:
             same = c.execute(recomputed).all() == incremental_rows
+            same_balances = c.execute(held).all() == incremental_balances
         same = same and len(tokens_seq) == len(tokens_pipe)
         with engine.connect() as c:
             n_tr = c.execute(text("SELECT count(*) FROM transfers")).scalar()
             n_sa = c.execute(text("SELECT count(*) FROM sales")).scalar()
             n_tok = c.execute(text("SELECT count(*) FROM tokens")).scalar()
+            n_bal = len(incremental_balances)
         phases = _Phases()
         t_phased = ingest(pipelined=False, incremental=True, phases=phases)
 
@@ -456,7 +464,8 @@ def main() -> None:
             except Exception as exc:  # reported, the rest of the figures still stand
                 etl_error = str(exc)
         print(
-            f"rows: {n_tr:,} transfers, {n_sa:,} sales, {n_tok:,} tokens "
+            f"rows: {n_tr:,} transfers, {n_sa:,} sales, {n_tok:,} tokens, {n_bal:,} ERC-1155 "
+            "balances "
             f"({len(decoded_only.transfers):,} transfer events decoded)"
         )
         print(f"decode only  ours : {nft_logs / t_ours:>12,.0f} NFT logs/s")
@@ -475,6 +484,7 @@ def main() -> None:
             f"after/before = {t_before / t_e2e:.2f}x"
         )
         print(f"  incremental token rows equal a full recompute: {same}")
+        print(f"  incremental ERC-1155 balances equal a full recompute: {same_balances}")
         print(f"end to end vs web3 decode alone: {(nft_logs / t_e2e) / (n_web3 / t_web3):.1f}x")
         print(f"where the time goes (one thread, incremental, {t_phased:.2f} s in all):")
         for k, v in sorted(phases.seconds.items(), key=lambda kv: -kv[1]):

@@ -132,3 +132,25 @@ def token_deltas(
         if redo_sales and (s.block_hash, s.tx_hash, s.log_index, s.batch_index) in redo_sales:
             d.redo = True
     return out
+
+
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def balance_deltas(transfers: Iterable[Any]) -> dict[tuple[str, int, str], int]:
+    """Net change of ERC-1155 balances per (contract, token_id, owner) from new ``transfers``
+    (duck-typed events; other standards are skipped). The zero address (the mint and burn side)
+    holds nothing; nets of zero are left out. Balances are sums, so deltas merge in any order."""
+    out: dict[tuple[str, int, str], int] = {}
+    get = out.get
+    for t in transfers:
+        if t.standard != "erc1155":
+            continue
+        amount = t.amount
+        if t.from_address != ZERO_ADDRESS:
+            key = (t.contract, t.token_id, t.from_address)
+            out[key] = get(key, 0) - amount
+        if t.to_address != ZERO_ADDRESS:
+            key = (t.contract, t.token_id, t.to_address)
+            out[key] = get(key, 0) + amount
+    return {k: v for k, v in out.items() if v}

@@ -54,6 +54,7 @@ def dump(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
             "SELECT chain_id, contract, token_id, owner, minted_block, transfer_count, sale_count,"
             " last_sale_wei, last_sale_at FROM tokens ORDER BY 1,2,3",
         ),
+        "balances": rows(factory, "SELECT * FROM balances ORDER BY 1,2,3,4"),
         "event_blocks": rows(
             factory,
             "SELECT number, hash, parent_hash FROM blocks WHERE hash IN "
@@ -291,6 +292,11 @@ def test_metadata_updates_erc1155_and_consecutive(anvil: Anvil, rpc: Rpc, sessio
         (6, a[1].lower(), a[2].lower(), 7, 0, "erc1155"),
     ]
     assert token(sessions, m, 6)["owner"] is None  # several holders: no single owner
+    assert rows(
+        sessions,
+        "SELECT token_id, owner, amount FROM balances WHERE contract = :c ORDER BY 1, 2",
+        c=m,
+    ) == sorted([(5, a[1].lower(), 10), (6, a[1].lower(), 13), (6, a[2].lower(), 7)])
     c = cons.address.lower()
     assert rows(sessions, "SELECT count(*) FROM transfers WHERE contract = :c", c=c) == [(25,)]
     assert token(sessions, c, 24)["owner"] == a[3].lower()
@@ -299,11 +305,16 @@ def test_metadata_updates_erc1155_and_consecutive(anvil: Anvil, rpc: Rpc, sessio
     ) == [(0,)]
 
 
-def _build_history(w3: Any, nft: Any, market: Any, punks: Any, a: list[str], tag: int) -> None:
+def _build_history(
+    w3: Any, nft: Any, market: Any, punks: Any, multi: Any, a: list[str], tag: int
+) -> None:
     ct.mint(w3, nft, a[1], 100 + tag)
     ct.transfer(w3, nft, a[1], a[2], 100 + tag)
     ct.sell(w3, market, nft, a[2], a[3], 100 + tag, ETH + tag)
     ct.call(w3, punks, "offerPunkForSale", tag % 3, ETH, sender=w3.eth.accounts[1 + tag % 3])
+    # ERC-1155: a shared id and one per tag, then part of the shared one moves on
+    ct.call(w3, multi, "mintBatch", a[1], [1, 10 + tag], [5, 3])
+    ct.call(w3, multi, "safeTransferFrom", a[1], a[2], 1, 2 + tag, b"", sender=a[1])
 
 
 @pytest.mark.parametrize("depth", [1, 3, 10])
@@ -313,14 +324,16 @@ def test_follower_reorg_equals_fresh_backfill(anvil: Anvil, rpc: Rpc, sessions, 
     nft = ct.deploy(w3, "DemoNFT", "Demo", "DMO")
     market = ct.deploy(w3, "DemoMarket", a[9])
     punks = ct.deploy(w3, "PunkMarket", 10)
+    multi = ct.deploy(w3, "DemoMulti", "ipfs://multi/{id}")
     ct.assign_punks(w3, punks, {0: a[1], 1: a[2], 2: a[3]})
-    watched = [nft.address, punks.address]
+    watched = [nft.address, punks.address, multi.address]
     follower = Follower(rpc, sessions, CHAIN, watched, start_block=0)
-    _build_history(w3, nft, market, punks, a, 0)
+    _build_history(w3, nft, market, punks, multi, a, 0)
     assert follower.poll_once() == rpc.get_block_number() + 1
-    _build_history(w3, nft, market, punks, a, 1)
+    _build_history(w3, nft, market, punks, multi, a, 1)
     follower.poll_once()
     orphan = rows(sessions, "SELECT count(*) FROM transfers")[0][0]
+    assert rows(sessions, "SELECT count(*) FROM balances")[0][0] > 0  # ERC-1155 holdings
 
     # replace the last `depth` blocks: the old mint/transfer/sale of token 101 partly vanish,
     # a different mint lands on the new branch
@@ -347,12 +360,14 @@ def test_two_consecutive_reorgs_equal_fresh_backfill(anvil: Anvil, rpc: Rpc, ses
     nft = ct.deploy(w3, "DemoNFT", "Demo", "DMO")
     market = ct.deploy(w3, "DemoMarket", a[9])
     punks = ct.deploy(w3, "PunkMarket", 10)
+    multi = ct.deploy(w3, "DemoMulti", "ipfs://multi/{id}")
     ct.assign_punks(w3, punks, {0: a[1], 1: a[2], 2: a[3]})
-    watched = [nft.address, punks.address]
+    watched = [nft.address, punks.address, multi.address]
     follower = Follower(rpc, sessions, CHAIN, watched, start_block=0)
     for tag in range(3):
-        _build_history(w3, nft, market, punks, a, tag)
+        _build_history(w3, nft, market, punks, multi, a, tag)
     follower.poll_once()
+    assert rows(sessions, "SELECT count(*) FROM balances")[0][0] > 0  # ERC-1155 holdings
     mint = nft.functions.mint
 
     # first reorg: 4 blocks replaced by one carrying a new mint; the follower catches up
@@ -360,7 +375,7 @@ def test_two_consecutive_reorgs_equal_fresh_backfill(anvil: Anvil, rpc: Rpc, ses
     anvil_call(
         anvil.url, "anvil_reorg", [4, [[{"from": a[0], "to": nft.address, "data": data}, 0]]]
     )
-    _build_history(w3, nft, market, punks, a, 7)
+    _build_history(w3, nft, market, punks, multi, a, 7)
     follower.poll_once()
     follower.poll_once()
     # second reorg right after, deeper than the blocks added since the first one

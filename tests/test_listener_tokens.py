@@ -1,6 +1,6 @@
-"""Incremental token rows equal a full recompute from all events, whatever the order the batches
-arrive in (forward scans, an older range after a newer one, overlapping replays, ERC-1155 tokens,
-sales-only tokens)."""
+"""Incremental token rows and ERC-1155 balances equal a full recompute from all events, whatever
+the order the batches arrive in (forward scans, an older range after a newer one, overlapping
+replays, ERC-1155 tokens, sales-only tokens)."""
 
 from __future__ import annotations
 
@@ -128,9 +128,15 @@ def tokens(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in s.execute(text(f"SELECT {TOKEN_COLS} FROM tokens ORDER BY 1, 2"))]
 
 
+def balances(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:
+    with factory() as s:
+        sql = "SELECT contract, token_id, owner, amount FROM balances ORDER BY 1, 2, 3"
+        return [tuple(r) for r in s.execute(text(sql))]
+
+
 def wipe(factory: sessionmaker[Session]) -> None:
     with factory.begin() as s:
-        s.execute(text("TRUNCATE transfers, sales, tokens, blocks, outbox"))
+        s.execute(text("TRUNCATE transfers, sales, tokens, balances, blocks, outbox"))
 
 
 ORDERS = {
@@ -151,14 +157,18 @@ def test_incremental_tokens_equal_full_recompute(sessions, order: str) -> None:
     ingest(sessions, headers, transfers, sales, ranges, incremental=True)
     incremental = tokens(sessions)
     assert len(incremental) > 12  # ERC-721, ERC-1155 and sales-only tokens
+    held = balances(sessions)
+    assert held and {r[0] for r in held} == {"0x" + "b2" * 20}  # ERC-1155 holdings only
 
     with sessions.begin() as s:
         recompute_tokens(s, CHAIN)
     assert tokens(sessions) == incremental
+    assert balances(sessions) == held
 
     # and the same as the reference path that recomputes every touched token on each batch
     wipe(sessions)
     ingest(sessions, headers, transfers, sales, ranges, incremental=False)
     assert tokens(sessions) == incremental
+    assert balances(sessions) == held
     multi_owner = [r for r in incremental if r[0] == "0x" + "b2" * 20]
     assert multi_owner and all(r[2] is None for r in multi_owner)
