@@ -23,7 +23,7 @@ What becomes what:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +201,13 @@ def _words(data: str) -> list[str]:
     return [body[i : i + 64] for i in range(0, len(body), 64)]
 
 
+def _groups(w: list[str], at: int, size: int) -> Iterator[tuple[str, ...]]:
+    """The ``size``-word items of the ABI array whose length word is ``w[at]``."""
+    start = at + 1
+    items = w[start : start + size * int(w[at], 16)]
+    return zip(*[iter(items)] * size, strict=False)
+
+
 def _int(word: str) -> int:
     return int(word, 16) if word else 0
 
@@ -327,26 +334,18 @@ def decode_logs(
             )
         elif t0 == TRANSFER_BATCH and n == 4:
             w = _words(data)
-            ids_at = _int(w[0]) // 32
-            values_at = _int(w[1]) // 32
-            count = _int(w[ids_at])
+            ids_at = int(w[0], 16) // 32 + 1
+            values_at = int(w[1], 16) // 32 + 1
+            count = int(w[ids_at - 1], 16)
+            ids = [int(x, 16) for x in w[ids_at : ids_at + count]]
+            values = [int(x, 16) for x in w[values_at : values_at + count]]
             frm = _addr(topics[2])
             to = _addr(topics[3])
-            for i in range(count):
+            mint = frm == ZERO
+            for i, (token_id, value) in enumerate(zip(ids, values, strict=False)):
                 transfers.append(
                     TransferEvent(
-                        bn,
-                        bh,
-                        tx,
-                        li,
-                        i,
-                        contract,
-                        _int(w[ids_at + 1 + i]),
-                        frm,
-                        to,
-                        _int(w[values_at + 1 + i]),
-                        "erc1155",
-                        frm == ZERO,
+                        bn, bh, tx, li, i, contract, token_id, frm, to, value, "erc1155", mint
                     )
                 )
         elif t0 == CONSECUTIVE_TRANSFER and n == 4:
@@ -514,27 +513,15 @@ def _order_fulfilled(
     currency items paid to anyone but the seller. A bundle's price is split evenly."""
     w = _words(data)
     recipient = _addr(w[1])
-    off_at = _int(w[2]) // 32
-    con_at = _int(w[3]) // 32
+    off_at = int(w[2], 16) // 32
+    con_at = int(w[3], 16) // 32
     offer = [
-        (
-            _int(w[off_at + 1 + 4 * i]),
-            _addr(w[off_at + 2 + 4 * i]),
-            _int(w[off_at + 3 + 4 * i]),
-            _int(w[off_at + 4 + 4 * i]),
-            offerer,
-        )
-        for i in range(_int(w[off_at]))
+        (int(t, 16), "0x" + token[-40:].lower(), int(ident, 16), int(amount, 16), offerer)
+        for t, token, ident, amount in _groups(w, off_at, 4)
     ]
     consideration = [
-        (
-            _int(w[con_at + 1 + 5 * i]),
-            _addr(w[con_at + 2 + 5 * i]),
-            _int(w[con_at + 3 + 5 * i]),
-            _int(w[con_at + 4 + 5 * i]),
-            _addr(w[con_at + 5 + 5 * i]),
-        )
-        for i in range(_int(w[con_at]))
+        (int(t, 16), "0x" + token[-40:].lower(), int(ident, 16), int(amount, 16), _addr(to))
+        for t, token, ident, amount, to in _groups(w, con_at, 5)
     ]
     nfts = [it for it in offer if it[0] in _NFT_TYPES]
     if nfts:
