@@ -631,7 +631,7 @@ def prepare_batch(
         "".join(sale_lines[i] for i in zero_sales).encode(),
         redo_sales,
         first_block,
-        "".join(_delta_lines(deltas)).encode(),
+        _delta_data(deltas),
         _balance_data(transfers),
     )
 
@@ -742,7 +742,7 @@ def record_prepared(
                 deltas = token_deltas(
                     new_transfers, new_sales, _parse_time(batch.times), batch.redo_sales
                 )
-                delta_data = "".join(_delta_lines(deltas)).encode()
+                delta_data = _delta_data(deltas)
             _copy_data(cur, "COPY _st_delta FROM STDIN", delta_data)
             cur.execute(_OUTBOX_RESOLVE, p)
             stats.outbox += cur.rowcount
@@ -826,11 +826,17 @@ def _merge_deltas(cur: Any, p: dict[str, Any]) -> int:
 
 
 def _balance_data(transfers: Iterable[TransferLike]) -> bytes:
-    """COPY text of ``_st_balance``: the net ERC-1155 balance changes of ``transfers``."""
+    """COPY text of ``_st_balance``: the net ERC-1155 balance changes of ``transfers``, in key
+    order, so that the merge inserts into the balances' key in order rather than at random
+    leaves (about a tenth off the merge on the ingest benchmark)."""
     return "".join(
         f"{c}\t{token_id}\t{owner}\t{delta}\n"
-        for (c, token_id, owner), delta in balance_deltas(transfers).items()
+        for (c, token_id, owner), delta in sorted(balance_deltas(transfers).items())
     ).encode()
+
+
+def _delta_data(deltas: Iterable[TokenDelta]) -> bytes:
+    return "".join(_delta_lines(deltas)).encode()
 
 
 def _merge_balances(cur: Any, p: dict[str, Any], data: bytes) -> int:
