@@ -544,66 +544,10 @@ def prepare_batch(
     Raises :class:`MissingBlockError` when an event's block is not among ``blocks``."""
     times = {b.hash: _utc(b.timestamp).isoformat() for b in blocks}
     try:
-        transfer_lines = [
-            f"{chain_id}\t{t.block_number}\t{t.block_hash}\t{t.tx_hash}\t{t.log_index}\t"
-            f"{t.batch_index}\t{times[t.block_hash]}\t{t.contract}\t{t.token_id}\t"
-            f"{t.from_address}\t{t.to_address}\t{t.amount}\t{t.standard}\t"
-            f"{'t' if t.is_mint else 'f'}\n"
-            for t in transfers
-        ]
-        sale_lines = [
-            _line(
-                chain_id,
-                s.block_number,
-                s.block_hash,
-                s.tx_hash,
-                s.log_index,
-                s.batch_index,
-                times[s.block_hash],
-                s.contract,
-                s.token_id,
-                s.seller,
-                s.buyer,
-                s.price_wei,
-                s.currency,
-                s.marketplace,
-                s.inferred,
-                getattr(s, "fees_wei", 0),
-            )
-            for s in sales
-        ]
-        listing_lines = [
-            _line(
-                chain_id,
-                li.block_number,
-                li.block_hash,
-                li.tx_hash,
-                li.log_index,
-                times[li.block_hash],
-                li.contract,
-                li.token_id,
-                li.kind,
-                li.price_wei,
-                li.account,
-            )
-            for li in listings
-        ]
-        range_lines = [
-            _line(
-                chain_id,
-                o.block_number,
-                o.block_hash,
-                o.tx_hash,
-                o.log_index,
-                times[o.block_hash],
-                o.contract,
-                o.from_token_id,
-                o.to_token_id,
-                o.from_address,
-                o.to_address,
-            )
-            for o in oversized
-        ]
+        transfer_lines = _transfer_lines(chain_id, times, transfers)
+        sale_lines = _sale_lines(chain_id, times, sales)
+        listing_lines = _listing_lines(chain_id, times, listings)
+        range_lines = _range_lines(chain_id, times, oversized)
     except KeyError as exc:
         raise MissingBlockError(f"no header passed for block {exc.args[0]}") from None
     zero_sales = [
@@ -634,6 +578,83 @@ def prepare_batch(
         _delta_data(deltas),
         _balance_data(transfers),
     )
+
+
+def _transfer_lines(
+    chain_id: int, times: dict[str, str], transfers: Iterable[TransferLike]
+) -> list[str]:
+    # one f-string per row: the generic _line costs a call per value, and this runs per transfer
+    return [
+        f"{chain_id}\t{t.block_number}\t{t.block_hash}\t{t.tx_hash}\t{t.log_index}\t"
+        f"{t.batch_index}\t{times[t.block_hash]}\t{t.contract}\t{t.token_id}\t"
+        f"{t.from_address}\t{t.to_address}\t{t.amount}\t{t.standard}\t"
+        f"{'t' if t.is_mint else 'f'}\n"
+        for t in transfers
+    ]
+
+
+def _sale_lines(chain_id: int, times: dict[str, str], sales: Iterable[SaleLike]) -> list[str]:
+    return [
+        _line(
+            chain_id,
+            s.block_number,
+            s.block_hash,
+            s.tx_hash,
+            s.log_index,
+            s.batch_index,
+            times[s.block_hash],
+            s.contract,
+            s.token_id,
+            s.seller,
+            s.buyer,
+            s.price_wei,
+            s.currency,
+            s.marketplace,
+            s.inferred,
+            getattr(s, "fees_wei", 0),
+        )
+        for s in sales
+    ]
+
+
+def _listing_lines(
+    chain_id: int, times: dict[str, str], listings: Iterable[ListingLike]
+) -> list[str]:
+    return [
+        _line(
+            chain_id,
+            li.block_number,
+            li.block_hash,
+            li.tx_hash,
+            li.log_index,
+            times[li.block_hash],
+            li.contract,
+            li.token_id,
+            li.kind,
+            li.price_wei,
+            li.account,
+        )
+        for li in listings
+    ]
+
+
+def _range_lines(chain_id: int, times: dict[str, str], ranges: Iterable[RangeLike]) -> list[str]:
+    return [
+        _line(
+            chain_id,
+            o.block_number,
+            o.block_hash,
+            o.tx_hash,
+            o.log_index,
+            times[o.block_hash],
+            o.contract,
+            o.from_token_id,
+            o.to_token_id,
+            o.from_address,
+            o.to_address,
+        )
+        for o in ranges
+    ]
 
 
 def record_batch(
@@ -743,20 +764,7 @@ def record_prepared(
                     new_transfers, new_sales, _parse_time(batch.times), batch.redo_sales
                 )
                 delta_data = _delta_data(deltas)
-            _copy_data(cur, "COPY _st_delta FROM STDIN", delta_data)
-            cur.execute(_OUTBOX_RESOLVE, p)
-            stats.outbox += cur.rowcount
-            if incremental:
-                cur.execute(_MARK_REDO.format(order=_ORDER_CHECK if later else ""), p)
-            else:
-                cur.execute("UPDATE _st_delta SET redo = true")
-            stats.tokens = _merge_deltas(cur, p)
-            cur.execute(
-                "INSERT INTO _st_touched SELECT contract, token_id FROM _st_delta WHERE redo"
-            )
-            if cur.rowcount:
-                cur.execute(_RECOMPUTE, p)
-                stats.tokens += cur.rowcount
+            _record_tokens(cur, p, delta_data, stats, incremental=incremental, later=later)
         if new_transfers:
             if not incremental:  # the reference path: from all events of the touched tokens
                 cur.execute(_CLEAR_BALANCES, p)
@@ -767,48 +775,76 @@ def record_prepared(
                 if data:
                     stats.balances = _merge_balances(cur, p, data)
         if batch.metadata_updates:
-            _copy_rows(
-                cur,
-                "COPY _st_updates FROM STDIN",
-                (
-                    (
-                        u.block_number,
-                        u.block_hash,
-                        u.log_index,
-                        u.contract,
-                        u.from_token_id,
-                        u.to_token_id,
-                    )
-                    for u in batch.metadata_updates
-                ),
-            )
-            cur.execute(_OUTBOX_REFRESH, p)
-            stats.outbox += cur.rowcount
+            stats.outbox += _record_refreshes(cur, p, batch.metadata_updates)
         offered = [li for li in listings if li.kind == "offered"]
         if offered:
-            cur.executemany(
-                "INSERT INTO outbox (task, queue, payload, dedupe_key, attempts) "
-                "VALUES ('value', 'urgent', %s::jsonb, %s, 0) ON CONFLICT (dedupe_key) DO NOTHING",
-                [
-                    (
-                        json.dumps(
-                            {
-                                "chain_id": chain_id,
-                                "contract": li.contract,
-                                "token_id": str(li.token_id),
-                                "reason": "listing",
-                                "price_wei": str(li.price_wei or 0),
-                            }
-                        ),
-                        f"value:{chain_id}:{li.block_hash}:{li.tx_hash}:{li.log_index}",
-                    )
-                    for li in sorted(offered, key=lambda x: (x.block_number, x.log_index))
-                ],
-            )
-            stats.outbox += max(0, cur.rowcount)
+            stats.outbox += _record_offers(cur, chain_id, offered)
         if checkpoint_name is not None and checkpoint_block is not None:
             _set_checkpoint(cur, checkpoint_name, chain_id, checkpoint_block, checkpoint_hash)
     return stats
+
+
+def _record_refreshes(cur: Any, p: dict[str, Any], updates: Sequence[MetadataUpdateLike]) -> int:
+    """Refresh work for EIP-4906 / ERC-1155 URI updates; returns the outbox rows added."""
+    _copy_rows(
+        cur,
+        "COPY _st_updates FROM STDIN",
+        (
+            (u.block_number, u.block_hash, u.log_index, u.contract, u.from_token_id, u.to_token_id)
+            for u in updates
+        ),
+    )
+    cur.execute(_OUTBOX_REFRESH, p)
+    return int(cur.rowcount)
+
+
+def _record_offers(cur: Any, chain_id: int, offered: Sequence[ListingLike]) -> int:
+    """Urgent valuation work for on-chain listings; returns the outbox rows added."""
+    cur.executemany(
+        "INSERT INTO outbox (task, queue, payload, dedupe_key, attempts) "
+        "VALUES ('value', 'urgent', %s::jsonb, %s, 0) ON CONFLICT (dedupe_key) DO NOTHING",
+        [
+            (
+                json.dumps(
+                    {
+                        "chain_id": chain_id,
+                        "contract": li.contract,
+                        "token_id": str(li.token_id),
+                        "reason": "listing",
+                        "price_wei": str(li.price_wei or 0),
+                    }
+                ),
+                f"value:{chain_id}:{li.block_hash}:{li.tx_hash}:{li.log_index}",
+            )
+            for li in sorted(offered, key=lambda x: (x.block_number, x.log_index))
+        ],
+    )
+    return max(0, int(cur.rowcount))
+
+
+def _record_tokens(
+    cur: Any,
+    p: dict[str, Any],
+    delta_data: bytes,
+    stats: RecordStats,
+    *,
+    incremental: bool,
+    later: bool,
+) -> None:
+    """The token rows and resolve work of a batch's new events (``delta_data``: COPY text of
+    ``_st_delta``): deltas merged where they can be, the other tokens recomputed."""
+    _copy_data(cur, "COPY _st_delta FROM STDIN", delta_data)
+    cur.execute(_OUTBOX_RESOLVE, p)
+    stats.outbox += cur.rowcount
+    if incremental:
+        cur.execute(_MARK_REDO.format(order=_ORDER_CHECK if later else ""), p)
+    else:
+        cur.execute("UPDATE _st_delta SET redo = true")
+    stats.tokens = _merge_deltas(cur, p)
+    cur.execute("INSERT INTO _st_touched SELECT contract, token_id FROM _st_delta WHERE redo")
+    if cur.rowcount:
+        cur.execute(_RECOMPUTE, p)
+        stats.tokens += cur.rowcount
 
 
 def _merge_deltas(cur: Any, p: dict[str, Any]) -> int:
