@@ -22,7 +22,7 @@ from nftvision.extractors.base import Extractor, l2_normalize
 from nftvision.extractors.direct import ColourGradient, RawRGB
 
 if TYPE_CHECKING:
-    from nftvision.extractors.cnn import Precision
+    from nftvision.extractors.cnn import Optimize, Precision
 
 __all__ = [
     "RANDOM_SUFFIX",
@@ -53,6 +53,7 @@ def get_extractor(
     weights_dir: Path | None = None,
     allow_random: bool = False,
     precision: Precision = "auto",
+    optimize: Optimize = "auto",
 ) -> Extractor:
     """Build the extractor ``name`` (see the module docstring for ids).
 
@@ -60,6 +61,9 @@ def get_extractor(
     torchvision's checkpoint files, searched before the torch hub cache. Missing weights raise
     :class:`~nftvision.errors.MissingWeights` unless ``allow_random`` (tests only). ``precision``:
     ``auto`` uses bf16 autocast where the hardware runs it natively (fp16 on older GPUs).
+    ``optimize`` (CPU only): ``auto`` compiles the network once the extractor has embedded
+    ``cnn.COMPILE_AFTER`` images, ``compile`` on first use, ``eager`` never (see
+    :mod:`nftvision.extractors.cnn`).
     """
     base, random_weights = name, False
     if name.endswith(RANDOM_SUFFIX):
@@ -79,6 +83,7 @@ def get_extractor(
             allow_random=allow_random,
             random_weights=random_weights,
             precision=precision,
+            optimize=optimize,
         )
     else:
         ext = cnn.build_torchvision(
@@ -88,6 +93,7 @@ def get_extractor(
             allow_random=allow_random,
             random_weights=random_weights,
             precision=precision,
+            optimize=optimize,
         )
     if random_weights:
         ext.name = name
