@@ -125,6 +125,19 @@ def test_warm_up_leaves_nothing_to_compile(
     assert counters["stats"]["unique_graphs"] == graphs
 
 
+def test_each_compiled_extractor_keeps_its_own_weights(
+    effnet_fast: CnnExtractor, mixed: list[Image.Image]
+) -> None:
+    """Same architecture, same shapes, other weights: the frozen graphs must not be shared."""
+    control = _cnn("effnet-lite0-v1:random", precision="fp32", optimize="compile")
+    few = mixed[:5]
+    trained, random = effnet_fast.embed(few), control.embed(few)
+    assert control.compiled and effnet_fast.compiled
+    eager = _cnn("effnet-lite0-v1:random", precision="fp32", optimize="eager").embed(few)
+    assert _cosines(eager, random).min() >= 0.999
+    assert _cosines(trained, random).max() < 0.9
+
+
 def test_compiled_bf16_resnet50_agrees_with_fp32(mixed: list[Image.Image]) -> None:
     few = mixed[:2] + mixed[-3:]
     fp32 = _cnn("resnet50-v1:random", precision="fp32", optimize="eager").embed(few)

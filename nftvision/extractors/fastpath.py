@@ -118,7 +118,10 @@ class CompiledFeatures:
     def __init__(self, features: nn.Module, dtype: torch.dtype | None) -> None:
         self.module = prepare(features, dtype)
         # dynamic=False: a new batch size compiles a new static graph instead of one symbolic
-        # graph, which inductor builds far more slowly and runs slower on the CPU.
+        # graph, which inductor builds far more slowly and runs slower on the CPU. Every
+        # extractor's graphs count against dynamo's recompile limit for _CastIn.forward (8):
+        # beyond four compiled extractors of two batch sizes each in one process, dynamo runs
+        # the extra ones eagerly (same vectors, eager speed).
         self._compiled: Callable[[torch.Tensor], torch.Tensor] = torch.compile(
             self.module, dynamic=False
         )
