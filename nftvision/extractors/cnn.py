@@ -7,7 +7,7 @@ hardware runs it natively (see :func:`resolve_precision`: bf16 for VGG/ResNet, f
 EfficientNet-Lite0, whose vectors drift too far in bf16).
 
 On the CPU, batches run in micro-batches of a few images (activations stay in cache: for
-EfficientNet-Lite0 4 images at a time run about twice as fast as 32), and once an extractor has
+EfficientNet-Lite0 4 images at a time run 1.5-1.8x as fast as 32), and once an extractor has
 embedded ``COMPILE_AFTER`` images (or on :meth:`CnnExtractor.warm_up`) it switches to a compiled
 copy of its network (:mod:`~nftvision.extractors.fastpath`: BatchNorm folded, weights cast once,
 inductor with frozen oneDNN weights). Compiling takes seconds to a minute, so one-off commands
@@ -465,7 +465,10 @@ def build_effnet(
         device=device,
         precision=precision,
         # bf16's 8-bit mantissa costs this depthwise net up to 0.8% cosine on pixel art (0.992
-        # vs fp32); fp16 keeps ≥ 0.9999 and its ReLU6-bounded activations cannot overflow.
+        # vs fp32); fp16 keeps ≥ 0.9999 and its ReLU6-bounded activations cannot overflow. Most
+        # of bf16's loss is the rounded weights of the first depthwise convs (flat areas expose
+        # their near-zero kernel sums), but even exact weights (hi + lo bf16 halves) leave
+        # ≈ 0.998 from rounded activations: without native fp16 the CPU runs it in fp32.
         prefer="fp16",
         optimize=optimize,
         # its activations at 112x112 overflow the cache beyond a few images: 4 at a time run
