@@ -1,13 +1,15 @@
 """Ingest benchmark: recorded-shape ``eth_getLogs`` responses -> decoded events -> rows committed
-in Postgres, through the same code the backfill runs (``decode_logs``, then ``prepare_batch`` on the
-reading thread and ``record_prepared`` on the writer thread).
+in Postgres (events, token rows, ERC-1155 balances, outbox, checkpoint), through the same code the
+backfill runs: ``decode_logs``, then ``prepare_batch`` on the reading thread and
+``record_prepared`` on the writer thread, under ``bulk_tuning``.
 
-    python bench/bench_ingest.py [--logs 100000] [--database-url URL]
+    python bench/bench_ingest.py [--logs 100000] [--database-url URL] [--repeat 3] [--no-etl]
 
 The logs are synthetic but real-shaped (hex JSON as a node returns it): ERC-721 transfers and
 mints, ERC-1155 batches, Seaport OrderFulfilled sales and ERC-20 noise. Prints NFT logs/s end to
-end, decode-only rates, and the ratio against web3.py's ABI event decoding of the same logs, all
-measured in this run. Without --database-url it starts an embedded Postgres.
+end (best and median of --repeat runs), decode-only rates, and the ratio against web3.py's ABI
+event decoding of the same logs, all measured in this run. Without --database-url it starts an
+embedded Postgres.
 """
 
 from __future__ import annotations
