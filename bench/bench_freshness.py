@@ -32,10 +32,8 @@ from listeners.follower import Follower
 from listeners.rpc import Rpc
 from nftwatch import chaintools
 from nftwatch.demo import content, world
-from nftwatch.demo.run import CHAIN_ID, _fresh_postgres, local_worker_config
-from nftwatch.embedded import Anvil
-from nftwatch.ipfs_gateway import LocalIpfsGateway
-from nftwatch.runtime import embedded_broker_url, worker_env
+from nftwatch.demo.run import CHAIN_ID, local_worker_config, start_local_stack
+from nftwatch.runtime import worker_env
 from nftwatch.settings import load
 from nftwatch.supervisor import Supervisor
 from store import queries
@@ -64,14 +62,9 @@ def main() -> None:
     settings = load()
     work = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
     with contextlib.ExitStack() as stack:
-        database_url = stack.enter_context(_fresh_postgres(work / "postgres"))
-        node = Anvil(chain_id=CHAIN_ID)
-        node.start()
-        stack.callback(node.stop)
-        gateway = LocalIpfsGateway()
-        gateway.start()
-        stack.callback(gateway.stop)
-        broker_url = settings.broker_url or embedded_broker_url(database_url)
+        local = start_local_stack(stack, work / "postgres", settings.broker_url)
+        database_url, broker_url = local.database_url, local.broker_url
+        node, gateway = local.node, local.gateway
         ensure_schema(database_url)
         engine = make_engine(database_url)
         stack.callback(engine.dispose)

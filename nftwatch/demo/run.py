@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +58,12 @@ def run_demo(
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         console.log("starting embedded Postgres + pgvector, anvil and a local IPFS gateway")
-        database_url = stack.enter_context(_fresh_postgres(demo_dir / "postgres"))
-        node = Anvil(chain_id=CHAIN_ID)
-        node.start()
-        stack.callback(node.stop)
-        gateway = LocalIpfsGateway()
-        gateway.start()
-        stack.callback(gateway.stop)
-        broker_url = settings.broker_url or embedded_broker_url(database_url)
+        local = start_local_stack(stack, demo_dir / "postgres", settings.broker_url)
         summary = run_story(
-            database_url=database_url,
-            broker_url=broker_url,
-            node=node,
-            gateway=gateway,
+            database_url=local.database_url,
+            broker_url=local.broker_url,
+            node=local.node,
+            gateway=local.gateway,
             settings=settings,
             tokens_per_collection=tokens_per_collection,
             work_dir=demo_dir,
@@ -298,6 +292,29 @@ def _fresh_postgres(path: Path) -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    database_url: str
+    broker_url: str
+    node: Anvil
+    gateway: LocalIpfsGateway
+
+
+def start_local_stack(
+    stack: contextlib.ExitStack, postgres_dir: Path, broker_url: str | None
+) -> LocalStack:
+    """A new embedded Postgres in ``postgres_dir``, anvil and a local IPFS gateway, each stopped
+    by ``stack``; the broker is ``broker_url``, or kombu's SQL transport on that Postgres."""
+    database_url = stack.enter_context(_fresh_postgres(postgres_dir))
+    node = Anvil(chain_id=CHAIN_ID)
+    node.start()
+    stack.callback(node.stop)
+    gateway = LocalIpfsGateway()
+    gateway.start()
+    stack.callback(gateway.stop)
+    return LocalStack(database_url, broker_url or embedded_broker_url(database_url), node, gateway)
 
 
 def _counts(factory: sessionmaker[Session], extractors: int) -> tuple[int, int, int]:
