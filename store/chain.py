@@ -179,7 +179,8 @@ CREATE TEMP TABLE IF NOT EXISTS _st_delta (
   contract varchar(42), token_id numeric(78,0), first_block bigint, minted_here boolean,
   rows int, moves int, mint_block bigint, multi boolean, fb bigint, fl int, fi int,
   last_to varchar(42), sales int, sb bigint, sl int, si int, last_price numeric(78,0),
-  last_time timestamptz, redo boolean) ON COMMIT DELETE ROWS;
+  last_time timestamptz, redo boolean, stored boolean NOT NULL DEFAULT false)
+  ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_touched (
   contract varchar(42), token_id numeric(78,0)) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_balance (
@@ -445,17 +446,19 @@ ON CONFLICT (chain_id, contract, token_id) DO UPDATE SET
   updated_at = now()
 """
 
-# A delta merges only if the stored row and the batch agree on single vs several owners (an
-# ERC-1155 row in the batch: none; a stored row without owner: sales only, or ERC-1155), and the
-# batch's new events
-# come after every stored event of the token: the count of its events at or after the batch's
-# first one is the batch's own count. Otherwise: recompute. The count is skipped when no stored
-# event of the chain is at or above the batch's first block (the usual forward scan).
-_MARK_REDO = """
-UPDATE _st_delta d SET redo = true FROM tokens k
+# One pass over the batch's tokens that are already stored: marks them ``stored`` (the resolve
+# work below is for the others) and decides which deltas merge. A delta merges only if the stored
+# row and the batch agree on single vs several owners (an ERC-1155 row in the batch: none; a
+# stored row without owner: sales only, or ERC-1155), and the batch's new events come after every
+# stored event of the token: the count of its events at or after the batch's first one is the
+# batch's own count. Otherwise: recompute. The count is skipped when no stored event of the chain
+# is at or above the batch's first block (the usual forward scan).
+_MARK_STORED = """
+UPDATE _st_delta d SET stored = true, redo = {redo}
+FROM tokens k
 WHERE k.chain_id = %(chain)s AND k.contract = d.contract AND k.token_id = d.token_id
-  AND NOT d.redo AND ((k.owner IS NULL) <> d.multi {order})
 """
+_MERGEABLE = "d.redo OR (k.owner IS NULL) <> d.multi"
 _ORDER_CHECK = f"""
     OR (d.rows > 0 AND d.rows <> (
       SELECT count(*) FROM transfers x
@@ -473,6 +476,12 @@ SELECT EXISTS (SELECT 1 FROM transfers WHERE chain_id = %(chain)s AND block_numb
     OR EXISTS (SELECT 1 FROM sales WHERE chain_id = %(chain)s AND block_number >= %(n)s)
 """
 
+_DELTA_COLS = (
+    "contract, token_id, first_block, minted_here, rows, moves, mint_block, multi, fb, fl, fi, "
+    "last_to, sales, sb, sl, si, last_price, last_time, redo"
+)
+
+# Resolve work for the batch's tokens not stored before it (and re-minted ones).
 _OUTBOX_RESOLVE = """
 INSERT INTO outbox (task, queue, payload, dedupe_key, attempts)
 SELECT 'resolve', 'resolve',
@@ -480,9 +489,7 @@ SELECT 'resolve', 'resolve',
                           'token_id', d.token_id::text, 'block_number', d.first_block),
        'resolve:' || %(chain)s::text || ':' || d.contract || ':' || d.token_id::text, 0
 FROM _st_delta d
-WHERE d.minted_here OR NOT EXISTS (
-  SELECT 1 FROM tokens k WHERE k.chain_id = %(chain)s AND k.contract = d.contract
-    AND k.token_id = d.token_id)
+WHERE d.minted_here OR NOT d.stored
 ORDER BY d.first_block, d.contract, d.token_id
 ON CONFLICT (dedupe_key) DO NOTHING
 """
@@ -833,13 +840,16 @@ def _record_tokens(
 ) -> None:
     """The token rows and resolve work of a batch's new events (``delta_data``: COPY text of
     ``_st_delta``): deltas merged where they can be, the other tokens recomputed."""
-    _copy_data(cur, "COPY _st_delta FROM STDIN", delta_data)
+    _copy_data(cur, f"COPY _st_delta ({_DELTA_COLS}) FROM STDIN", delta_data)
+    if incremental:
+        redo = _MERGEABLE + (_ORDER_CHECK if later else "")
+    else:  # the reference path: every token recomputed from all of its events
+        redo = "true"
+    cur.execute(_MARK_STORED.format(redo=redo), p)
+    if not incremental:
+        cur.execute("UPDATE _st_delta SET redo = true WHERE NOT stored")
     cur.execute(_OUTBOX_RESOLVE, p)
     stats.outbox += cur.rowcount
-    if incremental:
-        cur.execute(_MARK_REDO.format(order=_ORDER_CHECK if later else ""), p)
-    else:
-        cur.execute("UPDATE _st_delta SET redo = true")
     stats.tokens = _merge_deltas(cur, p)
     cur.execute("INSERT INTO _st_touched SELECT contract, token_id FROM _st_delta WHERE redo")
     if cur.rowcount:
