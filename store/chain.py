@@ -841,11 +841,9 @@ def _record_tokens(
     """The token rows and resolve work of a batch's new events (``delta_data``: COPY text of
     ``_st_delta``): deltas merged where they can be, the other tokens recomputed."""
     _copy_data(cur, f"COPY _st_delta ({_DELTA_COLS}) FROM STDIN", delta_data)
-    if incremental:
-        redo = _MERGEABLE + (_ORDER_CHECK if later else "")
-    else:  # the reference path: every token recomputed from all of its events
-        redo = "true"
-    cur.execute(_MARK_STORED.format(redo=redo), p)
+    # the reference path (not incremental) recomputes every token from all of its events
+    mergeable = _MERGEABLE + (_ORDER_CHECK if later else "")
+    cur.execute(_MARK_STORED.format(redo=mergeable if incremental else "true"), p)
     if not incremental:
         cur.execute("UPDATE _st_delta SET redo = true WHERE NOT stored")
     cur.execute(_OUTBOX_RESOLVE, p)
