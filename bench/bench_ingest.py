@@ -3,19 +3,22 @@ in Postgres (events, token rows, ERC-1155 balances, outbox, checkpoint), through
 backfill runs: ``decode_logs``, then ``prepare_batch`` on the reading thread and
 ``record_prepared`` on the writer thread, under ``bulk_tuning``.
 
-    python bench/bench_ingest.py [--logs 100000] [--database-url URL] [--repeat 3] [--no-etl]
+    python bench/bench_ingest.py [--logs 100000] [--database-url URL | --locale en_US.UTF-8]
+                                 [--repeat 3] [--no-etl]
 
 The logs are synthetic but real-shaped (hex JSON as a node returns it): ERC-721 transfers and
 mints, ERC-1155 batches, Seaport OrderFulfilled sales and ERC-20 noise. Prints NFT logs/s end to
 end (best and median of --repeat runs), decode-only rates, and the ratio against web3.py's ABI
-event decoding of the same logs, all measured in this run. Without --database-url it starts an
-embedded Postgres.
+event decoding of the same logs, all measured in this run; then the same end to end with the hex
+columns in the database's default collation beside migration 0007's "C", turn about. Without
+--database-url it starts an embedded Postgres.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import random
 import sys
@@ -35,7 +38,11 @@ from listeners import decode as d
 from listeners.backfill import chunk_job, prepare_decoded
 from listeners.pipeline import Writer, bulk_tuning
 from listeners.rpc import BlockHeader
+from store import chain
 from store.chain import recompute_tokens
+
+# the hex columns of migration 0007, for the side-by-side run with the default collation
+HEX_COLUMNS = importlib.import_module("migrations.versions.0007_hex_columns_collate_c").HEX_COLUMNS
 
 
 def _phase(q: str) -> str:
@@ -315,6 +322,11 @@ def main() -> None:
     ap.add_argument("--logs", type=int, default=100_000)
     ap.add_argument("--chunk", type=int, default=20_000, help="logs per recorded batch")
     ap.add_argument("--database-url")
+    ap.add_argument(
+        "--locale",
+        help="embedded database's locale, e.g. en_US.UTF-8 as in the postgres image "
+        "(default: the server's C.UTF-8; the OS must have the locale: localedef -i en_US -f UTF-8)",
+    )
     ap.add_argument("--no-etl", action="store_true", help="skip the ethereum-etl comparison")
     ap.add_argument("--repeat", type=int, default=3, help="end-to-end runs (best and median)")
     args = ap.parse_args()
@@ -331,6 +343,12 @@ def main() -> None:
 
         server = EmbeddedPostgres(Path(tempfile.mkdtemp()), persistent=False)
         url = server.start()
+        if args.locale:  # a database in that locale, as the usual Postgres image creates
+            admin = create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(text(f"CREATE DATABASE bench TEMPLATE template0 LOCALE '{args.locale}'"))
+            admin.dispose()
+            url = url.replace("/postgres?", "/bench?")
         upgrade(url)
     engine = create_engine(url)
     factory = sessionmaker(engine)
@@ -460,6 +478,31 @@ def main() -> None:
         ff_runs: dict[int, list[tuple[float, float]]] = {100: [], 70: []}
         for ff in (100, 70, 100, 70):
             ff_runs[ff].append(merge_run(ff))
+
+        def collation_run(collation: str) -> float:
+            """End to end with the hex columns (tables and staging) in ``collation``."""
+            staging = chain._STAGING
+            with engine.begin() as c:
+                c.execute(truncate)
+                for table, columns in HEX_COLUMNS.items():
+                    changes = ", ".join(
+                        f'ALTER COLUMN {col} TYPE {type_} COLLATE "{collation}"'
+                        for col, type_ in columns.items()
+                    )
+                    c.execute(text(f"ALTER TABLE {table} {changes}"))
+            engine.dispose()  # new connections: staging tables created afresh
+            if collation != "C":
+                chain._STAGING = staging.replace(' COLLATE "C"', "")
+            try:
+                return ingest(pipelined=True, incremental=True)
+            finally:
+                chain._STAGING = staging
+                engine.dispose()
+
+        coll_runs: dict[str, list[float]] = {"default": [], "C": []}
+        for _ in range(args.repeat):
+            for collation in ("default", "C"):  # the migrated schema ("C") last
+                coll_runs[collation].append(collation_run(collation))
         etl = None
         etl_error = ""
         if not args.no_etl:
@@ -501,6 +544,19 @@ def main() -> None:
                 f"{len(runs)}), in-place (HOT) updates {runs[-1][1]:.0%}"
                 + ("   <- migration 0004" if ff == 70 else "")
             )
+        for collation, runs in coll_runs.items():
+            runs.sort()
+            print(
+                f"hex columns collation {collation!r:>9}: {nft_logs / runs[0]:,.0f} NFT logs/s "
+                f"end to end (best of {len(runs)}, median {nft_logs / runs[len(runs) // 2]:,.0f})"
+                + ("   <- migration 0007" if collation == "C" else "")
+            )
+        mid = args.repeat // 2
+        before, after = coll_runs["default"], coll_runs["C"]
+        print(
+            f"  C / default: {before[0] / after[0]:.2f}x best, "
+            f"{before[mid] / after[mid]:.2f}x median"
+        )
         if etl is not None:
             etl_e2e = etl.nft_logs / etl.e2e_s
             etl_dec = etl.nft_logs / etl.decode_s

@@ -151,40 +151,43 @@ _T_KEY = _token_key("t")
 _D_KEY = _token_key("d")
 
 
-# Staging tables live per connection and empty themselves at commit.
-_STAGING = """
+# Staging tables live per connection and empty themselves at commit. Hex columns compare byte by
+# byte, as the tables they are joined with do (migration 0007).
+_ADDR = 'varchar(42) COLLATE "C"'
+_HASH = 'varchar(66) COLLATE "C"'
+_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS _st_transfers (
-  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
-  batch_index int, block_time timestamptz, contract varchar(42), token_id numeric(78,0),
-  from_address varchar(42), to_address varchar(42), amount numeric(78,0), standard varchar(16),
+  chain_id bigint, block_number bigint, block_hash {_HASH}, tx_hash {_HASH}, log_index int,
+  batch_index int, block_time timestamptz, contract {_ADDR}, token_id numeric(78,0),
+  from_address {_ADDR}, to_address {_ADDR}, amount numeric(78,0), standard varchar(16),
   is_mint boolean) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_sales (
-  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
-  batch_index int, block_time timestamptz, contract varchar(42), token_id numeric(78,0),
-  seller varchar(42), buyer varchar(42), price_wei numeric(78,0), currency varchar(42),
+  chain_id bigint, block_number bigint, block_hash {_HASH}, tx_hash {_HASH}, log_index int,
+  batch_index int, block_time timestamptz, contract {_ADDR}, token_id numeric(78,0),
+  seller {_ADDR}, buyer {_ADDR}, price_wei numeric(78,0), currency {_ADDR},
   marketplace varchar(32), inferred boolean, fees_wei numeric(78,0)) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_listings (
-  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
-  block_time timestamptz, contract varchar(42), token_id numeric(78,0), kind varchar(16),
-  price_wei numeric(78,0), account varchar(42)) ON COMMIT DELETE ROWS;
+  chain_id bigint, block_number bigint, block_hash {_HASH}, tx_hash {_HASH}, log_index int,
+  block_time timestamptz, contract {_ADDR}, token_id numeric(78,0), kind varchar(16),
+  price_wei numeric(78,0), account {_ADDR}) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_updates (
-  block_number bigint, block_hash varchar(66), log_index int, contract varchar(42),
+  block_number bigint, block_hash {_HASH}, log_index int, contract {_ADDR},
   from_id numeric(78,0), to_id numeric(78,0)) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_consecutive_ranges (
-  chain_id bigint, block_number bigint, block_hash varchar(66), tx_hash varchar(66), log_index int,
-  block_time timestamptz, contract varchar(42), from_token_id numeric(78,0),
-  to_token_id numeric(78,0), from_address varchar(42), to_address varchar(42))
+  chain_id bigint, block_number bigint, block_hash {_HASH}, tx_hash {_HASH}, log_index int,
+  block_time timestamptz, contract {_ADDR}, from_token_id numeric(78,0),
+  to_token_id numeric(78,0), from_address {_ADDR}, to_address {_ADDR})
   ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_delta (
-  contract varchar(42), token_id numeric(78,0), first_block bigint, minted_here boolean,
+  contract {_ADDR}, token_id numeric(78,0), first_block bigint, minted_here boolean,
   rows int, moves int, mint_block bigint, multi boolean, fb bigint, fl int, fi int,
-  last_to varchar(42), sales int, sb bigint, sl int, si int, last_price numeric(78,0),
+  last_to {_ADDR}, sales int, sb bigint, sl int, si int, last_price numeric(78,0),
   last_time timestamptz, redo boolean, stored boolean NOT NULL DEFAULT false)
   ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_touched (
-  contract varchar(42), token_id numeric(78,0)) ON COMMIT DELETE ROWS;
+  contract {_ADDR}, token_id numeric(78,0)) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS _st_balance (
-  contract varchar(42), token_id numeric(78,0), owner varchar(42), delta numeric(80,0))
+  contract {_ADDR}, token_id numeric(78,0), owner {_ADDR}, delta numeric(80,0))
   ON COMMIT DELETE ROWS;
 """
 

@@ -36,6 +36,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Uint256 = Numeric(78, 0)
+# Hex identifiers and ASCII keys compare byte by byte (migration 0007): the same order as any
+# locale's for lower-case hex, without strcoll on every index insertion and join.
+Address = String(42, collation="C")
+Hash32 = String(66, collation="C")
+Sha256 = String(64, collation="C")
+AsciiKey = Text(collation="C")
 
 
 class Base(DeclarativeBase):
@@ -54,7 +60,7 @@ class Collection(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
-    address: Mapped[str] = mapped_column(String(42))
+    address: Mapped[str] = mapped_column(Address)
     name: Mapped[str] = mapped_column(Text, default="")
     # erc721 | erc1155 | cryptopunks
     standard: Mapped[str] = mapped_column(String(16), default="erc721")
@@ -74,8 +80,8 @@ class Block(Base):
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
     number: Mapped[int] = mapped_column(BigInteger)
-    hash: Mapped[str] = mapped_column(String(66))
-    parent_hash: Mapped[str] = mapped_column(String(66))
+    hash: Mapped[str] = mapped_column(Hash32)
+    parent_hash: Mapped[str] = mapped_column(Hash32)
     timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -83,8 +89,8 @@ def _event_key() -> tuple[Any, ...]:
     return (
         mapped_column(BigInteger),
         mapped_column(BigInteger),
-        mapped_column(String(66)),
-        mapped_column(String(66)),
+        mapped_column(Hash32),
+        mapped_column(Hash32),
         mapped_column(Integer),
         mapped_column(Integer, default=0),
     )
@@ -110,15 +116,15 @@ class Transfer(Base):
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str] = mapped_column(String(66))
-    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_hash: Mapped[str] = mapped_column(Hash32)
+    tx_hash: Mapped[str] = mapped_column(Hash32)
     log_index: Mapped[int] = mapped_column(Integer)
     batch_index: Mapped[int] = mapped_column(Integer, default=0)
     block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
-    from_address: Mapped[str] = mapped_column(String(42))
-    to_address: Mapped[str] = mapped_column(String(42))
+    from_address: Mapped[str] = mapped_column(Address)
+    to_address: Mapped[str] = mapped_column(Address)
     amount: Mapped[Decimal] = mapped_column(Uint256, default=1)
     standard: Mapped[str] = mapped_column(String(16))
     is_mint: Mapped[bool] = mapped_column(Boolean)
@@ -137,18 +143,18 @@ class Sale(Base):
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str] = mapped_column(String(66))
-    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_hash: Mapped[str] = mapped_column(Hash32)
+    tx_hash: Mapped[str] = mapped_column(Hash32)
     log_index: Mapped[int] = mapped_column(Integer)
     batch_index: Mapped[int] = mapped_column(Integer, default=0)
     block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
-    seller: Mapped[str] = mapped_column(String(42))
-    buyer: Mapped[str] = mapped_column(String(42))
+    seller: Mapped[str] = mapped_column(Address)
+    buyer: Mapped[str] = mapped_column(Address)
     price_wei: Mapped[Decimal] = mapped_column(Uint256)
     # ETH, WETH or the ERC-20's address
-    currency: Mapped[str] = mapped_column(String(42), default="ETH")
+    currency: Mapped[str] = mapped_column(Address, default="ETH")
     marketplace: Mapped[str] = mapped_column(String(32))
     inferred: Mapped[bool] = mapped_column(Boolean, default=False)
     # what the buyer paid to others than the seller (marketplace and royalty fees), in `currency`
@@ -166,15 +172,15 @@ class ConsecutiveRange(Base):
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str] = mapped_column(String(66))
-    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_hash: Mapped[str] = mapped_column(Hash32)
+    tx_hash: Mapped[str] = mapped_column(Hash32)
     log_index: Mapped[int] = mapped_column(Integer)
     block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     from_token_id: Mapped[Decimal] = mapped_column(Uint256)
     to_token_id: Mapped[Decimal] = mapped_column(Uint256)
-    from_address: Mapped[str] = mapped_column(String(42))
-    to_address: Mapped[str] = mapped_column(String(42))
+    from_address: Mapped[str] = mapped_column(Address)
+    to_address: Mapped[str] = mapped_column(Address)
 
 
 class Balance(Base):
@@ -185,9 +191,9 @@ class Balance(Base):
     __table_args__ = (PrimaryKeyConstraint("chain_id", "contract", "token_id", "owner"),)
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
-    owner: Mapped[str] = mapped_column(String(42))
+    owner: Mapped[str] = mapped_column(Address)
     amount: Mapped[Decimal] = mapped_column(Numeric(80, 0))
 
 
@@ -203,16 +209,16 @@ class Listing(Base):
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str] = mapped_column(String(66))
-    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_hash: Mapped[str] = mapped_column(Hash32)
+    tx_hash: Mapped[str] = mapped_column(Hash32)
     log_index: Mapped[int] = mapped_column(Integer)
     block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
     # offered | withdrawn | bid | bid_withdrawn
     kind: Mapped[str] = mapped_column(String(16))
     price_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
-    account: Mapped[str] = mapped_column(String(42))
+    account: Mapped[str] = mapped_column(Address)
 
 
 class Token(Base):
@@ -228,9 +234,9 @@ class Token(Base):
     )
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
-    owner: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    owner: Mapped[str | None] = mapped_column(Address, nullable=True)
     minted_block: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     transfer_count: Mapped[int] = mapped_column(Integer, default=0)
     sale_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -243,7 +249,7 @@ class Token(Base):
     attributes: Mapped[list[Any] | None] = mapped_column(JSONB, nullable=True)
     image_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     image_sha256: Mapped[str | None] = mapped_column(
-        String(64), ForeignKey("media.sha256"), nullable=True
+        Sha256, ForeignKey("media.sha256"), nullable=True
     )
     error_class: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -260,7 +266,7 @@ class Media(Base):
 
     __tablename__ = "media"
 
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(Sha256, primary_key=True)
     mime: Mapped[str] = mapped_column(String(64))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
@@ -276,7 +282,7 @@ class Embedding(Base):
     __tablename__ = "embeddings"
     __table_args__ = (PrimaryKeyConstraint("image_sha256", "extractor"),)
 
-    image_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("media.sha256"))
+    image_sha256: Mapped[str] = mapped_column(Sha256, ForeignKey("media.sha256"))
     extractor: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
     vec: Mapped[Any] = mapped_column(HALFVEC())
@@ -295,7 +301,7 @@ class Valuation(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
     valued_at: Mapped[dt.datetime] = _now()
     model_version: Mapped[str] = mapped_column(String(64))
@@ -316,7 +322,7 @@ class Checkpoint(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(Hash32, nullable=True)
     updated_at: Mapped[dt.datetime] = _now()
 
 
@@ -337,7 +343,7 @@ class Outbox(Base):
     task: Mapped[str] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    dedupe_key: Mapped[str] = mapped_column(Text, unique=True)
+    dedupe_key: Mapped[str] = mapped_column(AsciiKey, unique=True)
     created_at: Mapped[dt.datetime] = _now()
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -352,7 +358,7 @@ class FetchFailure(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
-    contract: Mapped[str] = mapped_column(String(42))
+    contract: Mapped[str] = mapped_column(Address)
     token_id: Mapped[Decimal] = mapped_column(Uint256)
     stage: Mapped[str] = mapped_column(String(16))  # token_uri | metadata | image | embed
     uri: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -371,6 +377,6 @@ class ApiKey(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text, unique=True)
-    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    key_sha256: Mapped[str] = mapped_column(Sha256, unique=True)
     created_at: Mapped[dt.datetime] = _now()
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

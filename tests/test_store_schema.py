@@ -88,3 +88,51 @@ def test_per_token_transfer_lookups_use_the_token_index(db_url: str) -> None:
     assert "ix_transfers_token" in plan_text, plan_text
     # the chain id is answered by the same index, never by ANDing in the key's chain_id prefix
     assert "transfers_pkey" not in plan_text, plan_text
+
+
+def test_hex_columns_compare_bytewise_in_tables_and_staging(db_url: str) -> None:
+    """Every column the models type as a hex identifier has collation "C" after the migrations,
+    and so do the ingest's staging columns that are joined with them: a mismatch would make the
+    joins unable to use the other side's index (or fail on conflicting collations)."""
+    from sqlalchemy.orm import Session
+
+    from store import chain
+    from store.models import Base
+
+    declared = {
+        (table.name, column.name)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if getattr(column.type, "collation", None) == "C"
+    }
+    assert ("transfers", "contract") in declared and ("outbox", "dedupe_key") in declared
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        stored = {
+            (r.table_name, r.column_name): r.collation_name
+            for r in session.execute(
+                text(
+                    "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                    " WHERE table_schema = 'public'"
+                )
+            )
+        }
+        chain._raw(session).execute(chain._STAGING)
+        staged = session.execute(
+            text(
+                "SELECT c.relname, a.attname, coalesce(l.collname, '') AS coll "
+                "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "LEFT JOIN pg_collation l ON l.oid = a.attcollation AND a.attcollation <> 100 "
+                "WHERE c.relname LIKE '\\_st\\_%' AND c.relpersistence = 't' "
+                "AND a.attnum > 0 AND a.atttypid IN ('varchar'::regtype, 'text'::regtype)"
+            )
+        ).all()
+        session.rollback()
+    engine.dispose()
+    assert {key: stored.get(key) for key in declared} == dict.fromkeys(declared, "C")
+    hex_staged = {
+        (r.relname, r.attname): r.coll
+        for r in staged
+        if r.attname not in {"standard", "marketplace", "kind"}
+    }
+    assert hex_staged and set(hex_staged.values()) == {"C"}, hex_staged
