@@ -131,6 +131,49 @@ def test_nearest_runs_on_the_hnsw_index_and_an_unknown_image_has_no_neighbours(
     engine.dispose()
 
 
+def test_a_small_collection_beside_a_large_graph_still_gets_its_k_nearest(db_url: str) -> None:
+    """The generic plan seeks through the graph and gives up after ``max_scan`` tuples, finding
+    fewer than k of a small collection's members: the query is asked again, planned for that
+    collection, and returns its exact nearest. The caller's plan cache mode survives."""
+    dim, extractor, n, k = 32, "small-collection-v1", 1200, 10
+    vecs = clustered(n, dim, centres=4, seed=11, relu=False)
+    engine = make_engine(db_url)
+    factory = make_sessionmaker(engine)
+    with factory.begin() as s:
+        load(s, vecs, extractor)
+        small = list(range(0, 2 * (k + 1), 2))  # k + 1 of collection A's tokens stay in A
+        s.execute(
+            text("UPDATE tokens SET contract = :b WHERE token_id >= :n"), {"b": B, "n": 2 * k + 2}
+        )
+        s.execute(
+            text("UPDATE tokens SET contract = :b WHERE contract = :a AND token_id % 2 = 1"),
+            {"a": A, "b": B},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE tokens, embeddings"))
+    queries.ensure_vector_index(engine, extractor, dim)
+    statements: list[str] = []
+    with factory.begin() as s:
+        s.execute(text("SET LOCAL enable_seqscan = off"))  # the generic plan walks the graph
+        s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))  # the caller's own
+        run = s.execute
+
+        def counting(stmt: Any, params: Any = None, **kw: Any) -> Any:
+            if "WITH query" in str(stmt):
+                statements.append(str(stmt))
+            return run(stmt, params, **kw)
+
+        s.execute = counting  # type: ignore[method-assign,assignment]
+        got = queries.nearest(
+            s, extractor=extractor, dim=dim, image_sha256=sha(0), k=k, contract=A, max_scan=1
+        )
+        assert s.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    engine.dispose()
+    assert len(statements) == 2  # the graph's answer fell short; the collection's plan did not
+    assert sorted(int(g.token_id) for g in got) == small[1:]
+    assert {g.contract for g in got} == {A}
+
+
 def test_binary_quantised_search_uses_its_index(db_url: str) -> None:
     dim, extractor = 4096, "vgg-like-v1"
     engine = make_engine(db_url)
