@@ -139,16 +139,16 @@ class MissingBlockError(ValueError):
     """An event refers to a block whose header was not passed."""
 
 
-def _token_key(alias: str) -> str:
+def token_key_sql(alias: str) -> str:
     """The hash ``ix_transfers_token`` indexes (migration 0006), over ``alias``'s contract and
     token id. Lookups by token compare it and the chain id first (the index's two columns), then
     the columns themselves (a collision costs a heap fetch, never a wrong row)."""
     return f"hashtextextended({alias}.contract || {alias}.token_id::text, 0)"
 
 
-_X_KEY = _token_key("x")
-_T_KEY = _token_key("t")
-_D_KEY = _token_key("d")
+_X_KEY = token_key_sql("x")
+_T_KEY = token_key_sql("t")
+_D_KEY = token_key_sql("d")
 
 
 # Staging tables live per connection and empty themselves at commit. Hex columns compare byte by

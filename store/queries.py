@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from store.chain import token_key_sql
 from store.models import (
     ApiKey,
     Collection,
@@ -359,6 +360,45 @@ def _search(
         text("SELECT set_config('plan_cache_mode', :plans, true)"), {"plans": caller_plans}
     )
     return rows
+
+
+# (chain id, contract, token id, block number, log index): a position in a token's history
+EventPosition = tuple[int, str, int, int, int]
+
+_OWNERS_BEFORE = f"""
+SELECT p.i, x.to_address, x.standard
+FROM unnest(CAST(:chains AS bigint[]), CAST(:contracts AS text[]), CAST(:ids AS numeric[]),
+            CAST(:blocks AS bigint[]), CAST(:logs AS int[]))
+       WITH ORDINALITY AS p(chain_id, contract, token_id, block_number, log_index, i)
+CROSS JOIN LATERAL (
+  SELECT x.to_address, x.standard FROM transfers x
+  WHERE {token_key_sql("x")} = {token_key_sql("p")}
+    AND x.chain_id = p.chain_id AND x.contract = p.contract COLLATE "C"
+    AND x.token_id = p.token_id
+    AND (x.block_number, x.log_index) < (p.block_number, p.log_index)
+  ORDER BY x.block_number DESC, x.log_index DESC, x.batch_index DESC
+  LIMIT 1) x
+"""
+
+
+def owners_before(session: Session, positions: Sequence[EventPosition]) -> dict[EventPosition, str]:
+    """Who held each token just before each position: the recipient of its latest stored
+    transfer before it, in one statement for all of them (on the per-token transfer index).
+    Absent where no transfer precedes it, and for ERC-1155 tokens, which have no one owner."""
+    if not positions:
+        return {}
+    keyed = list(positions)
+    rows = session.execute(
+        text(_OWNERS_BEFORE),
+        {
+            "chains": [p[0] for p in keyed],
+            "contracts": [p[1].lower() for p in keyed],
+            "ids": [Decimal(p[2]) for p in keyed],
+            "blocks": [p[3] for p in keyed],
+            "logs": [p[4] for p in keyed],
+        },
+    )
+    return {keyed[r.i - 1]: r.to_address for r in rows if r.standard != "erc1155"}
 
 
 # ---------------------------------------------------------------- sales and valuations

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nftwatch.api import create_app
 from store import queries
 from store.db import make_engine, make_sessionmaker
-from store.models import Listing, Outbox, Sale, Token
+from store.models import Listing, Outbox, Sale, Token, Transfer
 
 KEY = "desk-key-0123456789"
 CHAIN = 1
@@ -358,6 +358,55 @@ def add_listing(
     )
 
 
+def add_transfer(session: Session, token_id: int, block: int, to: str, log_index: int = 5) -> None:
+    session.add(
+        Transfer(
+            chain_id=CHAIN,
+            block_number=block,
+            block_hash="0x" + f"{block:064x}",
+            tx_hash="0x" + f"{block * 100 + log_index:064x}",
+            log_index=log_index,
+            batch_index=0,
+            block_time=dt.datetime(2024, 7, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=block),
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            from_address="0x" + "00" * 20,
+            to_address=to,
+            amount=1,
+            standard="cryptopunks",
+            is_mint=False,
+        )
+    )
+
+
+def test_a_listing_names_who_held_the_token_then_and_whom_it_is_reserved_for(
+    client: TestClient, factory: sessionmaker
+) -> None:
+    """PunkOffered names only the buyer an offer is reserved for (zero: anyone): the seller is
+    the token's holder at the offer, from the latest transfer before it, not its holder now."""
+    alice, bob = "0x" + "a1" * 20, "0x" + "b0" * 20
+    with factory.begin() as s:
+        add_token(s, 7)
+        add_transfer(s, 7, 20, alice)
+        add_transfer(s, 7, 21, alice, log_index=1)  # same holder again, an earlier log
+        add_transfer(s, 7, 22, bob, log_index=9)  # after the first offer, in its block
+        for block, log_index, only_to in ((22, 3, "0x" + "00" * 20), (30, 0, "0x" + "c3" * 20)):
+            add_listing(s, 7, block, 1.0, log_index=log_index)
+            s.execute(
+                Listing.__table__.update()
+                .where(Listing.block_number == block)
+                .values(account=only_to)
+            )
+        add_listing(s, 8, 31, 2.0)  # no transfer of token 8 is stored
+    got = client.get("/v1/listings/recent?limit=3").json()["listings"]
+    seen = [(x["token_id"], x["block_number"], x["seller"], x["offered_to"]) for x in got]
+    assert seen == [
+        ("8", 31, None, "0x" + "44" * 20),
+        ("7", 30, bob, "0x" + "c3" * 20),
+        ("7", 22, alice, None),
+    ]
+
+
 def test_recent_listings_carry_the_latest_valuation(
     client: TestClient, factory: sessionmaker
 ) -> None:
@@ -389,7 +438,8 @@ def test_recent_listings_carry_the_latest_valuation(
     assert got == [("1", 12, 4.0), ("2", 11, 7.5), ("1", 10, 5.0)]
     first = body["listings"][0]
     assert first["valuation"]["id"] == latest and first["valuation"]["price_eth"] == 3.0
-    assert first["name"] == "Thing #1" and first["seller"] == "0x" + "44" * 20
+    assert first["name"] == "Thing #1" and first["offered_to"] == "0x" + "44" * 20
+    assert first["seller"] is None  # no transfer of the token is stored
     assert client.get(first["image_url"]).content == PNG + bytes([1])
     assert body["listings"][1]["valuation"] is None and body["listings"][1]["image_url"] is None
     assert body["cursor"] == f"12-0-{latest}"

@@ -55,7 +55,7 @@ def test_token_ids_up_to_2_256_and_replayed_events_are_not_doubled(db_url: str) 
 def test_per_token_transfer_lookups_use_the_token_index(db_url: str) -> None:
     """The queries that read a token's transfers (recompute, rollback) spell the indexed
     expression exactly: if either side drifts, Postgres falls back to scanning every transfer."""
-    from store.chain import _token_key
+    from store.chain import token_key_sql
 
     engine = create_engine(db_url)
     with engine.begin() as conn:
@@ -79,7 +79,7 @@ def test_per_token_transfer_lookups_use_the_token_index(db_url: str) -> None:
             text(
                 "EXPLAIN SELECT count(*) FROM transfers x, "
                 "(SELECT '0x' || repeat('11', 20) AS contract, 5::numeric AS token_id) t "
-                f"WHERE {_token_key('x')} = {_token_key('t')} "
+                f"WHERE {token_key_sql('x')} = {token_key_sql('t')} "
                 "AND x.chain_id = 1 AND x.contract = t.contract AND x.token_id = t.token_id"
             )
         ).scalars()

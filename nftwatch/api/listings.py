@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from store.models import Listing, Token, Valuation
+from store.queries import owners_before
 
 OFFERED = "offered"
 # at most this many re-valued tokens are looked at per poll, so a backfill that values
@@ -55,6 +56,9 @@ class ListedToken:
     valuation: Valuation | None
     has_image: bool
     name: str | None
+    # who held the token when it was offered (a PunkOffered names only the buyer it is
+    # reserved for); None where no earlier transfer of it is stored
+    seller: str | None = None
 
     @property
     def key(self) -> TokenKey:
@@ -188,9 +192,13 @@ def _with_valuations(session: Session, rows: Iterable[Listing]) -> list[ListedTo
                 t.image_sha256 is not None,
                 name if isinstance(name, str) else None,
             )
+    positions = [
+        (x.chain_id, x.contract, int(x.token_id), x.block_number, x.log_index) for x in listings
+    ]
+    sellers = owners_before(session, positions)
     out = []
-    for x in listings:
+    for x, position in zip(listings, positions, strict=True):
         key = (x.chain_id, x.contract, int(x.token_id))
         has_image, name = tokens.get(key, (False, None))
-        out.append(ListedToken(x, valuations.get(key), has_image, name))
+        out.append(ListedToken(x, valuations.get(key), has_image, name, sellers.get(position)))
     return out

@@ -132,7 +132,13 @@ class ListingOut(BaseModel):
     log_index: int
     block_time: str
     tx_hash: str
-    seller: str = Field(description="The account that offered the token.")
+    seller: str | None = Field(
+        description="Who held the token when it was offered (the recipient of its latest "
+        "transfer before the offer); null if no such transfer is stored."
+    )
+    offered_to: str | None = Field(
+        description="The only account the offer is open to; null: anyone."
+    )
     price_wei: str | None
     price_eth: float | None = Field(description="Asking price in ETH.")
     image_url: str | None = Field(description="This API's route to the token's image.")

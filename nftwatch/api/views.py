@@ -10,6 +10,7 @@ from typing import Any
 from nftwatch.api.listings import ListedToken
 from store.models import Sale, Token, Valuation
 from store.queries import Neighbour
+from store.token_delta import ZERO_ADDRESS
 
 WEI = Decimal(10**18)
 
@@ -114,7 +115,8 @@ def listing_body(x: ListedToken) -> dict[str, Any]:
         "log_index": listing.log_index,
         "block_time": when(listing.block_time),
         "tx_hash": listing.tx_hash,
-        "seller": listing.account,
+        "seller": x.seller,
+        "offered_to": None if listing.account == ZERO_ADDRESS else listing.account,
         "price_wei": None if listing.price_wei is None else str(int(listing.price_wei)),
         "price_eth": eth(listing.price_wei),
         "image_url": f"/v1/tokens/{path}/image" if x.has_image else None,
