@@ -131,7 +131,7 @@ def run(url: str, blobs: list[bytes], names: list[str], task_size: int, repeat: 
                     n,
                     m.weights,
                     m.preprocess_version,
-                    zip(shas, vecs.tolist(), strict=True),
+                    zip(shas, vecs, strict=True),
                 )
 
         def worker(c: WorkerContext = ctx) -> None:

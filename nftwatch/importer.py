@@ -86,7 +86,7 @@ def import_cryptopunks(
                     model.name,
                     model.weights,
                     model.preprocess_version,
-                    zip(shas, vecs.tolist(), strict=True),
+                    zip(shas, vecs, strict=True),
                 )
         done += len(chunk)
         if progress:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -167,40 +169,61 @@ def ensure_vector_index(
     return True
 
 
+_STAGE_EMBEDDINGS = """
+CREATE TEMP TABLE IF NOT EXISTS _st_embeddings (
+  image_sha256 varchar(64) COLLATE "C", dim int, vec halfvec) ON COMMIT DELETE ROWS
+"""
+_MERGE_EMBEDDINGS = """
+INSERT INTO embeddings (image_sha256, extractor, dim, vec, weights, preprocess)
+SELECT DISTINCT ON (image_sha256) image_sha256, %(extractor)s, dim, vec, %(weights)s,
+       %(preprocess)s
+FROM _st_embeddings
+ORDER BY image_sha256
+ON CONFLICT (image_sha256, extractor) DO UPDATE SET
+  vec = EXCLUDED.vec, dim = EXCLUDED.dim, weights = EXCLUDED.weights,
+  preprocess = EXCLUDED.preprocess, created_at = now()
+"""
+
+
+def _halfvec_binary(vec: Sequence[float] | np.ndarray) -> bytes:
+    """pgvector's binary wire format of a halfvec: dimensions, a reserved word, then
+    big-endian IEEE half floats."""
+    values = np.asarray(vec, dtype=">f2")
+    return struct.pack(">HH", len(values), 0) + values.tobytes()
+
+
 def store_embeddings(
     session: Session,
     extractor: str,
     weights: str,
     preprocess: str,
-    vectors: Iterable[tuple[str, Sequence[float]]],
+    vectors: Iterable[tuple[str, Sequence[float] | np.ndarray]],
 ) -> int:
-    rows = [
-        {
-            "image_sha256": sha,
-            "extractor": extractor,
-            "dim": len(vec),
-            "vec": list(map(float, vec)),
-            "weights": weights,
-            "preprocess": preprocess,
-        }
-        for sha, vec in vectors
-    ]
+    """Upsert one vector per image for ``extractor`` (the last one wins for a repeated image).
+
+    The vectors travel in COPY's binary format, already half floats, into a staging table,
+    then merge in one statement: a list of floats per vector, as text in a multi-row INSERT,
+    cost about 1.7 ms per 1280-d vector in Python, as much as a third of embedding it."""
+    rows = list(vectors)
     if not rows:
         return 0
-    stmt = insert(Embedding).values(rows)
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["image_sha256", "extractor"],
-            set_={
-                "vec": stmt.excluded.vec,
-                "dim": stmt.excluded.dim,
-                "weights": stmt.excluded.weights,
-                "preprocess": stmt.excluded.preprocess,
-                "created_at": func.now(),
-            },
+    raw: Any = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(_STAGE_EMBEDDINGS)
+        copy = "COPY _st_embeddings (image_sha256, dim, vec) FROM STDIN WITH (FORMAT BINARY)"
+        with cur.copy(copy) as cp:
+            # halfvec's bytes are written as they are (bytea's dumper passes them through)
+            cp.set_types(["varchar", "int4", "bytea"])
+            for sha, vec in reversed(rows):  # DISTINCT ON keeps the first: the last given
+                cp.write_row((sha, len(vec), _halfvec_binary(vec)))
+        cur.execute(
+            _MERGE_EMBEDDINGS,
+            {"extractor": extractor, "weights": weights, "preprocess": preprocess},
         )
-    )
-    return len(rows)
+        cur.execute(
+            "DELETE FROM _st_embeddings"
+        )  # for a second extractor's call in this transaction
+    return len({sha for sha, _ in rows})
 
 
 def missing_embeddings(session: Session, extractor: str, sha256s: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@ not own the table."""
 from __future__ import annotations
 
 import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -222,3 +223,48 @@ def test_index_check_works_for_a_role_that_does_not_own_the_table(db_url: str) -
             conn.execute(text("REVOKE ALL ON SCHEMA public FROM knn_app"))
             conn.execute(text("DROP ROLE knn_app"))
         owner.dispose()
+
+
+def test_store_embeddings_round_trips_half_floats_and_upserts(db_url: str) -> None:
+    """Vectors arrive in COPY's binary halfvec format: the stored values are the inputs rounded
+    to half precision; a second store replaces (the last of a repeated image wins), and two
+    extractors stored in one transaction each get only their own rows."""
+    engine = make_engine(db_url)
+    factory = make_sessionmaker(engine)
+    rng = np.random.default_rng(5)
+    first, second = rng.normal(size=(3, 48)), rng.normal(size=(3, 48)).astype(np.float32)
+    with factory.begin() as s:
+        load(s, first, "store-a-v1")
+        stored = queries.store_embeddings(
+            s,
+            "store-b-v1",
+            "wb",
+            "pb",
+            [(sha(0), second[0]), (sha(1), list(map(float, second[1]))), (sha(0), second[2])],
+        )
+    assert stored == 2
+    with factory.begin() as s:
+        queries.store_embeddings(s, "store-a-v1", "w2", "p2", [(sha(2), second[1])])
+    with engine.connect() as conn:
+        got = {
+            (r.image_sha256, r.extractor): r
+            for r in conn.execute(
+                text(
+                    "SELECT image_sha256, extractor, dim, vec::text AS vec, weights, preprocess "
+                    "FROM embeddings WHERE extractor LIKE 'store-%'"
+                )
+            )
+        }
+    engine.dispose()
+    assert len(got) == 5  # a: three images, b: two
+
+    def values(key: tuple[str, str]) -> np.ndarray:
+        return np.array(json.loads(got[key].vec), dtype=np.float32)
+
+    half = np.float16
+    np.testing.assert_array_equal(values((sha(0), "store-a-v1")), first[0].astype(half))
+    np.testing.assert_array_equal(values((sha(0), "store-b-v1")), second[2].astype(half))
+    np.testing.assert_array_equal(values((sha(1), "store-b-v1")), second[1].astype(half))
+    replaced = got[(sha(2), "store-a-v1")]
+    assert (replaced.weights, replaced.preprocess, replaced.dim) == ("w2", "p2", 48)
+    np.testing.assert_array_equal(values((sha(2), "store-a-v1")), second[1].astype(half))

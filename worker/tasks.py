@@ -98,7 +98,7 @@ def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
             return None
 
     models = {n: ctx.extractor(n) for n in names}
-    rows: dict[str, list[tuple[str, list[float]]]] = {n: [] for n in names}
+    rows: dict[str, list[tuple[str, Any]]] = {n: [] for n in names}
     with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="embed-decode") as pool:
         decoded = pool.map(decode, shas)  # submitted at once: decoding runs ahead of the model
         for part in chunks(shas, EMBED_CHUNK):
@@ -108,7 +108,7 @@ def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
                 keys = [s for s in images if s in todo[n]]
                 if keys:
                     vectors = models[n].embed([images[s] for s in keys], batch_size=EMBED_CHUNK)
-                    rows[n].extend(zip(keys, vectors.tolist(), strict=True))
+                    rows[n].extend(zip(keys, vectors, strict=True))
     for n in names:
         if rows[n]:
             ctx.ensure_index(n, models[n].dim)

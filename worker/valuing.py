@@ -109,7 +109,7 @@ def embed_one(ctx: WorkerContext, sha: str, extractor: str) -> bool:
         log.warning("image %s no longer decodes: %s", sha, exc)
         return False
     model = ctx.extractor(extractor)
-    vector = model.embed([image], batch_size=1).tolist()[0]
+    vector = model.embed([image], batch_size=1)[0]
     ctx.ensure_index(extractor, model.dim)
     with ctx.factory.begin() as s:
         queries.store_embeddings(
