@@ -4,9 +4,10 @@ to a stored valuation of that token, while the backfill's resolve/embed work is 
 The demo's world on embedded Postgres, anvil and a local IPFS gateway, real Celery workers under
 the supervisor, the follower and the dispatcher in threads. Listings are made right after the
 backfill, one every ``--gap`` seconds; each is timed from its mined transaction to the first
-valuation of that token stored after it. Prints p50/p95 against the 2 s target.
+valuation of that token stored after it. Prints p50/p95 against the 2 s target. The resolve and
+embed workers run at ``--bulk-nice`` below the urgent worker (0 puts them level with it).
 
-    python bench/bench_freshness.py [--listings 60] [--gap 0.3]
+    python bench/bench_freshness.py [--listings 60] [--gap 0.3] [--bulk-nice 10]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from nftwatch.demo import content, world
 from nftwatch.demo.run import CHAIN_ID, local_worker_config, start_local_stack
 from nftwatch.runtime import worker_env
 from nftwatch.settings import load
-from nftwatch.supervisor import Supervisor
+from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Outbox, Token, Valuation
@@ -55,6 +56,12 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=60)
     parser.add_argument("--tokens", type=int, default=80, help="tokens per collection")
     parser.add_argument("--gap", type=float, default=0.3, help="seconds between listings")
+    parser.add_argument(
+        "--bulk-nice",
+        type=int,
+        default=BULK_NICE,
+        help="niceness of the resolve and embed workers (0: as urgent work)",
+    )
     parser.add_argument(
         "--cold", action="store_true", help="no warm-up valuation: include worker start-up"
     )
@@ -81,15 +88,17 @@ def main() -> None:
             "urgent-worker", env, "--queues", "urgent", "--pool", "threads", "--concurrency",
             "4", rpc_arg,
         )  # fmt: skip
+        # bulk work at a lower CPU priority than urgent work (``--bulk-nice``)
         supervisor.start_worker(
             "resolve-worker", env, "--queues", "resolve", "--pool", "threads", "--concurrency",
-            "4", rpc_arg,
+            "4", rpc_arg, nice=args.bulk_nice,
         )  # fmt: skip
         # on the CPU the backfill's embedding leaves one core to urgent work (torch takes them all)
         embed_env = {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) - 1))}
         supervisor.start_worker(
-            "embed-worker", embed_env, "--queues", "embed", "--pool", "solo", rpc_arg
-        )
+            "embed-worker", embed_env, "--queues", "embed", "--pool", "solo", rpc_arg,
+            nice=args.bulk_nice,
+        )  # fmt: skip
         stop = threading.Event()
         stack.callback(stop.set)
         threading.Thread(

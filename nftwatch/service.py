@@ -25,7 +25,7 @@ from nftwatch.observability.logs import setup_logging
 from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths, sql_queue_depths
 from nftwatch.observability.server import MetricsServer
 from nftwatch.runtime import Resources, worker_env
-from nftwatch.supervisor import Supervisor
+from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.models import Token
 from worker.app import configure, prepare_broker
@@ -304,6 +304,7 @@ def run_service(
                 "--pool",
                 "solo",
                 rpc_arg,
+                nice=BULK_NICE,
             )
         for t in threads:
             t.start()

@@ -28,7 +28,7 @@ from nftwatch.embedded import Anvil, EmbeddedPostgres
 from nftwatch.ipfs_gateway import LocalIpfsGateway
 from nftwatch.runtime import embedded_broker_url, worker_env
 from nftwatch.settings import Settings
-from nftwatch.supervisor import Supervisor
+from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Embedding, Token
@@ -159,7 +159,9 @@ def run_story(
             "4",
             rpc_arg,
         )
-        supervisor.start_worker("embed-worker", env, "--queues", "embed", "--pool", "solo", rpc_arg)
+        supervisor.start_worker(
+            "embed-worker", env, "--queues", "embed", "--pool", "solo", rpc_arg, nice=BULK_NICE
+        )
         say(f"Celery workers started (logs in {supervisor.log_dir})")
 
         stop = threading.Event()
