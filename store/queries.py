@@ -171,14 +171,14 @@ def ensure_vector_index(
 
 _STAGE_EMBEDDINGS = """
 CREATE TEMP TABLE IF NOT EXISTS _st_embeddings (
-  image_sha256 varchar(64) COLLATE "C", dim int, vec halfvec) ON COMMIT DELETE ROWS
+  n int, image_sha256 varchar(64) COLLATE "C", dim int, vec halfvec) ON COMMIT DELETE ROWS
 """
 _MERGE_EMBEDDINGS = """
 INSERT INTO embeddings (image_sha256, extractor, dim, vec, weights, preprocess)
 SELECT DISTINCT ON (image_sha256) image_sha256, %(extractor)s, dim, vec, %(weights)s,
        %(preprocess)s
 FROM _st_embeddings
-ORDER BY image_sha256
+ORDER BY image_sha256, n DESC
 ON CONFLICT (image_sha256, extractor) DO UPDATE SET
   vec = EXCLUDED.vec, dim = EXCLUDED.dim, weights = EXCLUDED.weights,
   preprocess = EXCLUDED.preprocess, created_at = now()
@@ -210,19 +210,18 @@ def store_embeddings(
     raw: Any = session.connection().connection.driver_connection
     with raw.cursor() as cur:
         cur.execute(_STAGE_EMBEDDINGS)
-        copy = "COPY _st_embeddings (image_sha256, dim, vec) FROM STDIN WITH (FORMAT BINARY)"
+        copy = "COPY _st_embeddings (n, image_sha256, dim, vec) FROM STDIN WITH (FORMAT BINARY)"
         with cur.copy(copy) as cp:
             # halfvec's bytes are written as they are (bytea's dumper passes them through)
-            cp.set_types(["varchar", "int4", "bytea"])
-            for sha, vec in reversed(rows):  # DISTINCT ON keeps the first: the last given
-                cp.write_row((sha, len(vec), _halfvec_binary(vec)))
+            cp.set_types(["int4", "varchar", "int4", "bytea"])
+            for n, (sha, vec) in enumerate(rows):
+                cp.write_row((n, sha, len(vec), _halfvec_binary(vec)))
         cur.execute(
             _MERGE_EMBEDDINGS,
             {"extractor": extractor, "weights": weights, "preprocess": preprocess},
         )
-        cur.execute(
-            "DELETE FROM _st_embeddings"
-        )  # for a second extractor's call in this transaction
+        # emptied now, not at commit: another extractor's call may follow in this transaction
+        cur.execute("DELETE FROM _st_embeddings")
     return len({sha for sha, _ in rows})
 
 
