@@ -41,8 +41,8 @@ from listeners.rpc import BlockHeader
 from store import chain
 from store.chain import recompute_tokens
 
-# the hex columns of migration 0007, for the side-by-side run with the default collation
-HEX_COLUMNS = importlib.import_module("migrations.versions.0007_hex_columns_collate_c").HEX_COLUMNS
+# migration 0007's statements, for the side-by-side run with the default collation
+hex_collation = importlib.import_module("migrations.versions.0007_hex_columns_collate_c")
 
 
 def _phase(q: str) -> str:
@@ -484,12 +484,8 @@ def main() -> None:
             staging = chain._STAGING
             with engine.begin() as c:
                 c.execute(truncate)
-                for table, columns in HEX_COLUMNS.items():
-                    changes = ", ".join(
-                        f'ALTER COLUMN {col} TYPE {type_} COLLATE "{collation}"'
-                        for col, type_ in columns.items()
-                    )
-                    c.execute(text(f"ALTER TABLE {table} {changes}"))
+                for statement in hex_collation.alter_statements(collation):
+                    c.execute(text(statement))
             engine.dispose()  # new connections: staging tables created afresh
             if collation != "C":
                 chain._STAGING = staging.replace(' COLLATE "C"', "")

@@ -409,18 +409,17 @@ def owners_before(session: Session, positions: Sequence[EventPosition]) -> dict[
     Absent where no transfer precedes it, and for ERC-1155 tokens, which have no one owner."""
     if not positions:
         return {}
-    keyed = list(positions)
     rows = session.execute(
         text(_OWNERS_BEFORE),
         {
-            "chains": [p[0] for p in keyed],
-            "contracts": [p[1].lower() for p in keyed],
-            "ids": [Decimal(p[2]) for p in keyed],
-            "blocks": [p[3] for p in keyed],
-            "logs": [p[4] for p in keyed],
+            "chains": [p[0] for p in positions],
+            "contracts": [p[1].lower() for p in positions],
+            "ids": [Decimal(p[2]) for p in positions],
+            "blocks": [p[3] for p in positions],
+            "logs": [p[4] for p in positions],
         },
     )
-    return {keyed[r.i - 1]: r.to_address for r in rows if r.standard != "erc1155"}
+    return {positions[r.i - 1]: r.to_address for r in rows if r.standard != "erc1155"}
 
 
 # ---------------------------------------------------------------- sales and valuations

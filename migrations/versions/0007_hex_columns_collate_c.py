@@ -73,13 +73,21 @@ HEX_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
-def _alter(collation: str) -> None:
-    for table, columns in HEX_COLUMNS.items():
-        changes = ", ".join(
+def alter_statements(collation: str) -> list[str]:
+    """One ALTER TABLE per table, putting its hex columns in ``collation``."""
+    return [
+        f"ALTER TABLE {table} "
+        + ", ".join(
             f'ALTER COLUMN {column} TYPE {type_} COLLATE "{collation}"'
             for column, type_ in columns.items()
         )
-        op.execute(f"ALTER TABLE {table} {changes}")
+        for table, columns in HEX_COLUMNS.items()
+    ]
+
+
+def _alter(collation: str) -> None:
+    for statement in alter_statements(collation):
+        op.execute(statement)
 
 
 def upgrade() -> None:
