@@ -568,24 +568,25 @@ def api(
         bool, typer.Option("--insecure-no-auth", help="Serve /v1 without API keys.")
     ] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs); keys come from NFTWATCH_API_KEYS."""
+    """Serve the HTTP API (OpenAPI docs at /docs); keys from `nftwatch keys create` or
+    NFTWATCH_API_KEYS."""
     import uvicorn
 
     from nftwatch.api import create_app
     from nftwatch.runtime import open_resources
 
     s = _settings()
-    if not s.api_keys and not insecure_no_auth:
-        raise ValueError("no API keys configured: set NFTWATCH_API_KEYS or pass --insecure-no-auth")
-    if not s.api_keys:
-        typer.echo("warning: serving the API WITHOUT authentication (--insecure-no-auth)", err=True)
     with open_resources(s) as res:
+        # keys come from the environment and from `nftwatch keys create` (stored hashed);
+        # create_app refuses to start when neither has one, unless anonymous use is asked for
         app = create_app(
             res.factory,
             api_keys=s.api_keys,
             chain_id_default=s.chain_id,
             allow_anonymous=insecure_no_auth,
         )
+        if insecure_no_auth:
+            typer.echo("warning: --insecure-no-auth: /v1 is open while no key exists", err=True)
         uvicorn.run(
             app, host=host or s.api_host, port=port or s.api_port, log_level=s.log_level.lower()
         )
