@@ -45,6 +45,11 @@ class BackfillStats:
     last_span: int = 0
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def blocks_done(self) -> int:
+        """Blocks of the whole range scanned, by this run or by the runs it resumed."""
+        return self.resumed_from - self.from_block + self.blocks
+
 
 def checkpoint_name(
     chain_id: int, from_block: int, to_block: int, addresses: list[str] | None

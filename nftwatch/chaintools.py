@@ -147,7 +147,8 @@ def deploy(w3: Web3, name: str, *args: Any, sender: str | None = None) -> Contra
     art = compile_contracts()[name]
     factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
     receipt = _send(w3, factory.constructor(*args), sender)
-    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+    contract: Contract = w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+    return contract
 
 
 def at(w3: Web3, name: str, address: str) -> Contract:

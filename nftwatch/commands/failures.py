@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from sqlalchemy import and_, or_, select, update
@@ -155,5 +155,5 @@ def retry(
     typer.echo(f"queued {queued} token{'s' if queued != 1 else ''} for resolving")
 
 
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+def _jsonable(data: dict[str, object]) -> dict[str, object]:
     return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in data.items()}

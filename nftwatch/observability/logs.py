@@ -14,6 +14,11 @@ from nftwatch.settings import mask_url
 
 _URL_MARK = "://"
 
+# Libraries that log a line per request or per connection at INFO: an operator's log would
+# drown in them (a quiet follower makes several JSON-RPC calls a second). They log at WARNING
+# unless the whole log is at DEBUG.
+CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3", "web3", "websockets", "asyncio", "kombu")
+
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str) and _URL_MARK in value:
@@ -80,4 +85,12 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    quiet_libraries(level)
     return handler
+
+
+def quiet_libraries(level: str) -> None:
+    """Third-party per-request lines at WARNING, unless ``level`` asks for DEBUG."""
+    library_level = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)
