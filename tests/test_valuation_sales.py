@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nftvision.valuation.sales import InvalidSalesData, load_sales_csv
+from nftvision.valuation.sales import InvalidSalesData, SkippedRow, load_sales_csv
 
 HEADER = "timestamp,punk_id,price_eth,price_wei,from,to,block,tx_hash\n"
 A = "0x" + "ab" * 20
@@ -71,3 +71,18 @@ def test_rows_come_back_sorted_by_time(tmp_path: Path) -> None:
     path.write_text(HEADER + _row(ts="2019-01-03 00:00:00 UTC") + _row(punk="8"))
     sales = load_sales_csv(path)
     assert [s.token_id for s in sales] == [8, 7]
+
+
+def test_unpriced_rows_are_skipped_and_named_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + _row() + _row(eth="-") + _row())
+    with pytest.raises(InvalidSalesData, match=r"line 3: price_eth '-'"):
+        load_sales_csv(path)
+    skipped: list[SkippedRow] = []
+    sales = load_sales_csv(path, skipped=skipped)
+    assert len(sales) == 2
+    assert skipped == [SkippedRow(3, "price_eth '-' is not a number")]
+    # a row that is not a sale at all still refuses the file
+    path.write_text(HEADER + _row(eth="-") + _row(ts="yesterday"))
+    with pytest.raises(InvalidSalesData, match=r"line 3: timestamp"):
+        load_sales_csv(path, skipped=[])

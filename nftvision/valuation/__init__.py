@@ -7,7 +7,13 @@
 
 from nftvision.valuation.backtest import BacktestReport, run_backtest
 from nftvision.valuation.model import FittedModel, ModelParams, Valuation, fit
-from nftvision.valuation.sales import InvalidSalesData, SaleRecord, load_sales_csv, parse_sales_rows
+from nftvision.valuation.sales import (
+    InvalidSalesData,
+    SaleRecord,
+    SkippedRow,
+    load_sales_csv,
+    parse_sales_rows,
+)
 
 __all__ = [
     "BacktestReport",
@@ -15,6 +21,7 @@ __all__ = [
     "InvalidSalesData",
     "ModelParams",
     "SaleRecord",
+    "SkippedRow",
     "Valuation",
     "fit",
     "load_sales_csv",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nftvision.errors import Permanent
 
-__all__ = ["InvalidSalesData", "SaleRecord", "load_sales_csv", "parse_sales_rows"]
+__all__ = ["InvalidSalesData", "SaleRecord", "SkippedRow", "load_sales_csv", "parse_sales_rows"]
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -28,6 +28,18 @@ _MAX_TOKEN_ID = 2**256 - 1
 
 class InvalidSalesData(Permanent):
     """A sales file that cannot be read: missing columns or a row that does not parse."""
+
+
+class _Unpriced(ValueError):
+    """A row whose price is unknown (real exports write ``-`` or nothing) or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A row left out because it cannot be priced: its 1-based line and why."""
+
+    line: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +77,16 @@ def _parse_row(row: dict[str, str], id_column: str) -> SaleRecord:
     try:
         price = float(row["price_eth"])
     except ValueError as exc:
-        raise ValueError(f"price_eth {row['price_eth']!r} is not a number") from exc
+        raise _Unpriced(f"price_eth {row['price_eth']!r} is not a number") from exc
     if not math.isfinite(price) or price < 0:
-        raise ValueError(f"price_eth {row['price_eth']!r} is not a finite non-negative number")
+        raise _Unpriced(f"price_eth {row['price_eth']!r} is not a finite non-negative number")
     wei = (row.get("price_wei") or "").strip()
-    if wei:
+    if wei and wei != "-":
         if not wei.isdigit():
-            raise ValueError(f"price_wei {wei!r} is not a whole number")
+            raise _Unpriced(f"price_wei {wei!r} is not a whole number")
         # the two price columns must agree (price_eth is rounded to a few decimals)
         if abs(int(wei) / 1e18 - price) > max(1e-6, 1e-6 * price):
-            raise ValueError(f"price_wei {wei} disagrees with price_eth {price}")
+            raise _Unpriced(f"price_wei {wei} disagrees with price_eth {price}")
     seller, buyer = row["from"].strip(), row["to"].strip()
     for name, value in (("from", seller), ("to", buyer)):
         if not _ADDRESS.match(value):
@@ -92,10 +104,15 @@ def _parse_row(row: dict[str, str], id_column: str) -> SaleRecord:
     )
 
 
-def parse_sales_rows(lines: Iterable[str], *, source: str = "<sales>") -> list[SaleRecord]:
+def parse_sales_rows(
+    lines: Iterable[str], *, source: str = "<sales>", skipped: list[SkippedRow] | None = None
+) -> list[SaleRecord]:
     """Parse CSV text lines (header first) into sales sorted by time.
 
     Raises ``InvalidSalesData`` naming ``source`` and the 1-based line of the first bad row.
+    With ``skipped`` given, rows that cannot be priced (unknown or malformed price) are
+    appended there instead; any other bad row still refuses the file, since it means the file
+    is not what it claims to be.
     """
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
@@ -112,6 +129,10 @@ def parse_sales_rows(lines: Iterable[str], *, source: str = "<sales>") -> list[S
             raise InvalidSalesData(f"{source}, line {line}: wrong number of fields")
         try:
             sales.append(_parse_row(row, id_column))
+        except _Unpriced as exc:
+            if skipped is None:
+                raise InvalidSalesData(f"{source}, line {line}: {exc}") from exc
+            skipped.append(SkippedRow(line, str(exc)))
         except ValueError as exc:
             raise InvalidSalesData(f"{source}, line {line}: {exc}") from exc
     # a stable sort keeps the file's order among sales in the same block
@@ -119,11 +140,14 @@ def parse_sales_rows(lines: Iterable[str], *, source: str = "<sales>") -> list[S
     return sales
 
 
-def load_sales_csv(path: str | Path) -> list[SaleRecord]:
-    """Read a sales CSV file; see the module docstring for the format."""
+def load_sales_csv(
+    path: str | Path, *, skipped: list[SkippedRow] | None = None
+) -> list[SaleRecord]:
+    """Read a sales CSV file; see the module docstring for the format and ``parse_sales_rows``
+    for ``skipped``."""
     p = Path(path)
     try:
         with p.open(newline="", encoding="utf-8") as fh:
-            return parse_sales_rows(fh, source=str(p.name))
+            return parse_sales_rows(fh, source=str(p.name), skipped=skipped)
     except OSError as exc:
         raise InvalidSalesData(f"{p}: cannot read ({exc.strerror or exc})") from exc
