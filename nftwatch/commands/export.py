@@ -163,7 +163,10 @@ def export_transfers(
     output: OutputOpt = None,
     chain_id: ChainOpt = None,
 ) -> None:
-    """One record per NFT transfer in the block range (mints and burns included)."""
+    """One record per NFT transfer in the block range (mints and burns included).
+
+    Example: nftwatch export transfers --from-block 0 --to-block 100 --format csv > transfers.csv
+    """
     _export("transfers", from_block, to_block, fmt, output, chain_id)
 
 
@@ -175,5 +178,8 @@ def export_sales(
     output: OutputOpt = None,
     chain_id: ChainOpt = None,
 ) -> None:
-    """One record per sale in the block range, with its price, currency and marketplace."""
+    """One record per sale in the block range, with its price, currency and marketplace.
+
+    Example: nftwatch export sales --from-block 0 --to-block 100 > sales.jsonl
+    """
     _export("sales", from_block, to_block, fmt, output, chain_id)

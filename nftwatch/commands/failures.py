@@ -112,7 +112,10 @@ def failures(
     as_json: JsonFlag = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
-    """List dead letters: tokens whose metadata or image failed for good."""
+    """List dead letters: tokens whose metadata or image failed for good.
+
+    Example: nftwatch failures --json
+    """
     from nftwatch.runtime import open_resources
 
     with open_resources(_settings()) as res, res.factory() as session:
@@ -137,7 +140,10 @@ def retry(
     all_: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     chain_id: Annotated[int | None, typer.Option(help="Only this chain.")] = None,
 ) -> None:
-    """Re-drive dead letters through the outbox (a running `nftwatch run` sends them on)."""
+    """Re-drive dead letters through the outbox (a running `nftwatch run` sends them on).
+
+    Example: nftwatch retry 0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb 7804 (or --all)
+    """
     from nftwatch.runtime import open_resources
 
     if all_ == (contract is not None):

@@ -16,7 +16,10 @@ cli.add_typer(keys_cli, name="keys")
 
 @keys_cli.command("create")
 def create(name: Annotated[str, typer.Argument(help="Who or what the key is for.")]) -> None:
-    """Create a key and print it once: only its hash is stored."""
+    """Create a key and print it once: only its hash is stored.
+
+    Example: nftwatch keys create desk
+    """
     from nftwatch.api.auth import key_hash
     from nftwatch.runtime import open_resources
     from nftwatch.settings import load
@@ -32,7 +35,10 @@ def create(name: Annotated[str, typer.Argument(help="Who or what the key is for.
 
 @keys_cli.command("list")
 def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Names, creation and revocation times (never the keys)."""
+    """Names, creation and revocation times (never the keys).
+
+    Example: nftwatch keys list --json
+    """
     from nftwatch.runtime import open_resources
     from nftwatch.settings import load
     from store import queries
@@ -58,7 +64,10 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @keys_cli.command("revoke")
 def revoke(name: str) -> None:
-    """Revoke a key; the API refuses it within seconds."""
+    """Revoke a key; the API refuses it within seconds.
+
+    Example: nftwatch keys revoke desk
+    """
     from nftwatch.runtime import open_resources
     from nftwatch.settings import load
     from store import queries
