@@ -3,6 +3,7 @@
 - ``pg_url``: Postgres 18 + pgvector from the wheel, in a temporary directory, migrated to head;
   ``db_url`` gives each test an empty schema (every table truncated).
 - ``anvil``: a fresh anvil node on a free port.
+- ``shared_data``: the real data folder, or a skip naming what is missing.
 - ``redis_url``: the machine's Redis (``NFTWATCH_TEST_REDIS_URL``, default 127.0.0.1:6379); every
   test session uses its own key prefix, so it never touches other data there.
 """
@@ -22,7 +23,16 @@ from nftwatch.embedded import Anvil, EmbeddedPostgres
 from store.db import upgrade
 from store.models import Base
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The real data to test on (CryptoPunks sales, Moonbirds, Nouns). One setting finds it; a clone
+# without it skips the tests that need it, unless NFTWATCH_REQUIRE_TEST_DATA=1 (CI) says that
+# a missing folder is a failure.
+TEST_DATA_ENV = "NFTWATCH_TEST_DATA"
+REQUIRE_TEST_DATA_ENV = "NFTWATCH_REQUIRE_TEST_DATA"
+DEFAULT_TEST_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
+
+
+def real_data_dir() -> Path:
+    return Path(os.environ.get(TEST_DATA_ENV) or DEFAULT_TEST_DATA).expanduser()
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +90,11 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.exists():
-        pytest.fail(f"the shared data folder is missing: {SHARED_DATA}")
-    return SHARED_DATA
+    """The real data folder (``NFTWATCH_TEST_DATA``, default ``../shared/data``)."""
+    folder = real_data_dir()
+    if not (folder / "cryptopunks").is_dir():
+        missing = f"real test data not found at {folder} (set {TEST_DATA_ENV})"
+        if os.environ.get(REQUIRE_TEST_DATA_ENV) == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return folder
