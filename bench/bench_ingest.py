@@ -4,7 +4,7 @@ backfill runs: ``decode_logs``, then ``prepare_batch`` on the reading thread and
 ``record_prepared`` on the writer thread, under ``bulk_tuning``.
 
     python bench/bench_ingest.py [--logs 100000] [--database-url URL | --locale en_US.UTF-8]
-                                 [--repeat 3] [--no-etl]
+                                 [--repeat 3] [--no-etl | --etl-sweep]
 
 The logs are synthetic but real-shaped (hex JSON as a node returns it): ERC-721 transfers and
 mints, ERC-1155 batches, Seaport OrderFulfilled sales and ERC-20 noise. Prints NFT logs/s end to
@@ -12,6 +12,12 @@ end (best and median of --repeat runs), decode-only rates, and the ratio against
 event decoding of the same logs, all measured in this run; then the same end to end with the hex
 columns in the database's default collation beside migration 0007's "C", turn about. Without
 --database-url it starts an embedded Postgres.
+
+Then ethereum-etl 2.4.2, the anchor, as its users run it (``etl_compare.py``): its own commands
+(``ethereumetl stream -e token_transfer`` into Postgres with psycopg2, and
+``export_token_transfers`` to CSV loaded with COPY) against a loopback JSON-RPC endpoint serving
+the same logs (``etl_rpc.py``), at their defaults and at tuned batch sizes and workers
+(``--etl-sweep``: a wider grid). Prints ours / etl at its defaults and at its best.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import etl_compare
 from eth_abi import encode
-from etl_compare import run_etl
+from etl_rpc import RecordedChain, RpcServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
@@ -317,6 +324,83 @@ def web3_decode(logs: list[dict[str, Any]]) -> int:
     return count
 
 
+def _fetch_logs(url: str, headers: list[BlockHeader], blocks_per_call: int) -> float:
+    """Seconds to fetch every log from the loopback endpoint with ``eth_getLogs``, one call per
+    ``blocks_per_call`` blocks, and parse the JSON: what our side would add before its ingest
+    (which starts from the parsed logs) if it were not overlapped with it."""
+    import json
+    import urllib.request
+
+    numbers = sorted(h.number for h in headers)
+    t0 = time.perf_counter()
+    got = 0
+    for lo in range(numbers[0], numbers[-1] + 1, blocks_per_call):
+        hi = min(lo + blocks_per_call - 1, numbers[-1])
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs"}
+        body["params"] = [{"fromBlock": hex(lo), "toBlock": hex(hi)}]
+        req = urllib.request.Request(url, json.dumps(body).encode(), method="POST")
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req) as r:
+            got += len(json.loads(r.read())["result"])
+    return time.perf_counter() - t0
+
+
+def _print_etl(
+    runs: list[etl_compare.EtlRun | str],
+    logs: list[dict[str, Any]],
+    nft_logs: int,
+    t_e2e: float,
+    fetch_s: float,
+    blocks_per_call: int,
+) -> None:
+    rows, erc721 = etl_compare.expected_rows(logs)
+    n = len(logs)
+    print(
+        "ethereum-etl 2.4.2 through its own command line (own venv, psycopg2), against a loopback "
+        "JSON-RPC endpoint serving these logs (blocks with transactions and receipts for stream, "
+        "a log filter for export_token_transfers), into the same Postgres:"
+    )
+    print(
+        f"  it stores ERC-20 and ERC-721 Transfer logs as token_transfers rows ({rows:,} here, "
+        f"{erc721:,} ERC-721); it does not decode ERC-1155 TransferSingle/TransferBatch nor "
+        "Seaport sales, and keeps no tokens, balances, outbox or checkpoint"
+    )
+    valid: list[etl_compare.EtlRun] = []
+    for r in runs:
+        if isinstance(r, str):
+            print(f"  failed: {r}")
+            continue
+        if r.stored == rows:
+            valid.append(r)
+            ok = "all rows stored"
+        else:
+            ok = f"only {r.stored:,} of {rows:,} rows stored: not counted"
+        tries = f", best of {len(r.seconds)}" if len(r.seconds) > 1 else ""
+        default = "  (its defaults)" if r.setting in etl_compare.DEFAULTS else ""
+        print(
+            f"  {r.setting.label():<42} {r.best:6.2f} s {n / r.best:>7,.0f} logs/s "
+            f"{erc721 / r.best:>7,.0f} ERC-721/s; {ok}{tries}{default}"
+        )
+    print(
+        f"  ours: {t_e2e:.2f} s, {n / t_e2e:,.0f} logs/s ({nft_logs / t_e2e:,.0f} NFT logs/s) from "
+        f"parsed logs; fetching them from the same endpoint first (eth_getLogs per "
+        f"{blocks_per_call} blocks, not overlapped) adds {fetch_s:.2f} s: "
+        f"{n / (t_e2e + fetch_s):,.0f} logs/s"
+    )
+    if not valid:
+        print("ours / etl: not measured (no run stored every row)")
+        return
+    best = min(valid, key=lambda r: r.best)
+    at_defaults = [r for r in valid if r.setting in etl_compare.DEFAULTS]
+    shown = [("defaults", min(at_defaults, key=lambda r: r.best))] if at_defaults else []
+    for name, r in [*shown, ("best tuned", best)]:
+        print(
+            f"ours / etl ({name}: {r.setting.label()}): {r.best / t_e2e:.1f}x "
+            f"(same {n:,} logs, time to rows committed; {r.best / (t_e2e + fetch_s):.1f}x with "
+            "our fetch added)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--logs", type=int, default=100_000)
@@ -328,6 +412,12 @@ def main() -> None:
         "(default: the server's C.UTF-8; the OS must have the locale: localedef -i en_US -f UTF-8)",
     )
     ap.add_argument("--no-etl", action="store_true", help="skip the ethereum-etl comparison")
+    ap.add_argument(
+        "--etl-sweep",
+        action="store_true",
+        help="run ethereum-etl at a wider grid of settings (etl_compare.SWEEP, about 10 minutes "
+        "more) instead of the few tuned ones",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="end-to-end runs (best and median)")
     args = ap.parse_args()
 
@@ -499,13 +589,19 @@ def main() -> None:
         for _ in range(args.repeat):
             for collation in ("default", "C"):  # the migrated schema ("C") last
                 coll_runs[collation].append(collation_run(collation))
-        etl = None
+        etl_runs: list[etl_compare.EtlRun | str] = []
+        blocks_per_call = max(1, args.chunk * len(headers) // max(1, len(logs)))
         etl_error = ""
+        fetch_s = 0.0
         if not args.no_etl:
             with engine.begin() as c:
                 c.execute(truncate)
             try:
-                etl = run_etl(logs, {h.hash: h.timestamp for h in headers}, url, args.chunk)
+                with RpcServer(RecordedChain(logs, headers)) as rpc:
+                    fetch_s = _fetch_logs(rpc.url, headers, blocks_per_call)
+                    etl_runs = etl_compare.compare(
+                        logs, rpc, engine, url, sweep=args.etl_sweep, repeat=args.repeat
+                    )
             except Exception as exc:  # reported, the rest of the figures still stand
                 etl_error = str(exc)
         print(
@@ -540,11 +636,11 @@ def main() -> None:
                 f"{len(runs)}), in-place (HOT) updates {runs[-1][1]:.0%}"
                 + ("   <- migration 0004" if ff == 70 else "")
             )
-        for collation, runs in coll_runs.items():
-            runs.sort()
+        for collation, ts in coll_runs.items():
+            ts.sort()
             print(
-                f"hex columns collation {collation!r:>9}: {nft_logs / runs[0]:,.0f} NFT logs/s "
-                f"end to end (best of {len(runs)}, median {nft_logs / runs[len(runs) // 2]:,.0f})"
+                f"hex columns collation {collation!r:>9}: {nft_logs / ts[0]:,.0f} NFT logs/s "
+                f"end to end (best of {len(ts)}, median {nft_logs / ts[len(ts) // 2]:,.0f})"
                 + ("   <- migration 0007" if collation == "C" else "")
             )
         mid = args.repeat // 2
@@ -553,29 +649,8 @@ def main() -> None:
             f"  C / default: {before[0] / after[0]:.2f}x best, "
             f"{before[mid] / after[mid]:.2f}x median"
         )
-        if etl is not None:
-            etl_e2e = etl.nft_logs / etl.e2e_s
-            etl_dec = etl.nft_logs / etl.decode_s
-            print(
-                "ethereum-etl 2.4.2 (own venv; mapper -> EthTokenTransferExtractor -> its "
-                "PostgresItemExporter, SQLAlchemy executemany upsert into token_transfers):"
-            )
-            print(
-                f"  it extracts {etl.rows:,} token transfers ({etl.nft_logs:,} ERC-721 logs, the "
-                f"rest ERC-20 noise; ERC-1155 and sales it does not decode); {etl.stored:,} stored"
-            )
-            print(
-                f"  decode only  etl : {etl_dec:>12,.0f} NFT logs/s   ours/etl = "
-                f"{(nft_logs / t_ours) / etl_dec:.1f}x"
-            )
-            print(
-                f"  end to end   etl : {etl_e2e:>12,.0f} NFT logs/s   ours/etl = "
-                f"{(nft_logs / t_e2e) / etl_e2e:.1f}x"
-            )
-            print(
-                f"  same input, all logs/s: ours {len(logs) / t_e2e:,.0f}, "
-                f"etl {len(logs) / etl.e2e_s:,.0f}   ours/etl = {etl.e2e_s / t_e2e:.1f}x"
-            )
+        if etl_runs:
+            _print_etl(etl_runs, logs, nft_logs, t_e2e, fetch_s, blocks_per_call)
         elif not args.no_etl:
             print(f"ethereum-etl: not measured: {etl_error}")
         print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
