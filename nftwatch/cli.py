@@ -64,7 +64,7 @@ def db_upgrade(
 ) -> None:
     """Apply migrations (the embedded database is started when DATABASE_URL is unset).
 
-    Example: DATABASE_URL=postgresql+psycopg://nftwatch@db/nftwatch nftwatch db upgrade
+    Example: nftwatch db upgrade (with DATABASE_URL set: that server)
     """
     from nftwatch.runtime import open_resources
     from store.db import current_revision, upgrade
@@ -176,7 +176,7 @@ def run(
 ) -> None:
     """Follow the chain head and dispatch work (plus workers, unless --no-workers).
 
-    Example: ETH_RPC_URL=wss://node.example/ws nftwatch run --no-workers
+    Example: nftwatch run --no-workers (ETH_RPC_URL=wss://node.example/ws)
     """
     from nftwatch.runtime import open_resources
     from nftwatch.service import run_service
@@ -243,8 +243,11 @@ def backfill(
                 progress=report,
                 max_rps=max_rps,
             )
+            report(stats)  # a resumed range that was already complete reports no chunk
     if as_json:
-        _print_json({**dataclasses.asdict(stats), "chain_id": chain_id})
+        _print_json(
+            {**dataclasses.asdict(stats), "blocks_done": stats.blocks_done, "chain_id": chain_id}
+        )
         return
     resumed = f" (resumed at {stats.resumed_from})" if stats.resumed_from > from_block else ""
     typer.echo(
