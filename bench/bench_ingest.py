@@ -379,7 +379,8 @@ def _print_etl(
         default = "  (its defaults)" if r.setting in etl_compare.DEFAULTS else ""
         print(
             f"  {r.setting.label():<42} {r.best:6.2f} s {n / r.best:>7,.0f} logs/s "
-            f"{erc721 / r.best:>7,.0f} ERC-721/s; {ok}{tries}{default}"
+            f"{erc721 / r.best:>7,.0f} ERC-721/s; {ok}{tries}{default}; the endpoint used "
+            f"{r.server_cpu:.1f} s CPU; {sum(r.calls.values()):,} calls"
         )
     print(
         f"  ours: {t_e2e:.2f} s, {n / t_e2e:,.0f} logs/s ({nft_logs / t_e2e:,.0f} NFT logs/s) from "
