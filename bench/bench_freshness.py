@@ -4,28 +4,38 @@ to a stored valuation of that token, while the backfill's resolve/embed work is 
 The demo's world on embedded Postgres, anvil and a local IPFS gateway, real Celery workers under
 the supervisor, the follower and the dispatcher in threads. Listings are made right after the
 backfill, one every ``--gap`` seconds; each is timed from its mined transaction to the first
-valuation of that token stored after it. Prints p50/p95 against the 2 s target. The resolve and
-embed workers run at ``--bulk-nice`` below the urgent worker (0 puts them level with it).
+valuation of that token stored after it. The resolve and embed workers run at ``--bulk-nice``
+below the urgent worker (0 puts them level with it).
+
+The same scenario runs twice, side by side: on the broker ``make demo`` uses by default (the
+embedded Redis), then on a Redis server of the machine's (``--compare-redis``, default
+CELERY_BROKER_URL when it is a Redis URL, else redis://127.0.0.1:6379/0; skipped when nothing
+answers there, or with ``--compare-redis none``), under a key prefix of its own that is deleted
+afterwards. Prints p50/p95/max of each, their ratio, and p95 against the 2 s target.
 
     python bench/bench_freshness.py [--listings 60] [--gap 0.3] [--bulk-nice 10]
+        [--compare-redis redis://127.0.0.1:6379/0 | none]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import random
 import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import func, select
 
 from listeners.backfill import backfill
@@ -35,20 +45,32 @@ from nftwatch import chaintools
 from nftwatch.demo import content, world
 from nftwatch.demo.run import CHAIN_ID, local_worker_config, start_local_stack
 from nftwatch.runtime import worker_env
-from nftwatch.settings import load
+from nftwatch.settings import Settings, load, mask_url
 from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Outbox, Token, Valuation
-from worker.app import VALUE_TASK, configure, prepare_broker
+from worker.app import VALUE_TASK, configure, is_redis_url, prepare_broker, redis_client_url
 from worker.dispatcher import celery_sender, run_dispatcher
 
 TARGET_P95_S = 2.0
+DEFAULT_COMPARE = "redis://127.0.0.1:6379/0"
 
 
 def percentile(xs: list[float], q: float) -> float:
     ordered = sorted(xs)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclasses.dataclass
+class Run:
+    broker: str
+    latencies: list[float]
+    listed: int
+
+    def stat(self, name: str) -> float:
+        xs = self.latencies
+        return {"p50": percentile(xs, 0.5), "p95": percentile(xs, 0.95), "max": max(xs)}[name]
 
 
 def main() -> None:
@@ -65,11 +87,61 @@ def main() -> None:
     parser.add_argument(
         "--cold", action="store_true", help="no warm-up valuation: include worker start-up"
     )
+    parser.add_argument(
+        "--compare-redis",
+        default=None,
+        help="the machine's Redis to measure beside the embedded default ('none': skip); "
+        f"default CELERY_BROKER_URL when it is Redis, else {DEFAULT_COMPARE}",
+    )
     args = parser.parse_args()
     settings = load()
+    compare = comparison_url(args.compare_redis, settings.broker_url)
+    runs = [measure(args, settings, None, "embedded Redis (default)")]
+    if compare is not None:
+        prefix = f"bench-freshness-{uuid.uuid4().hex[:8]}:"
+        try:
+            runs.append(
+                measure(
+                    args,
+                    dataclasses.replace(settings, redis_key_prefix=prefix),
+                    compare,
+                    mask_url(compare),
+                )
+            )
+        finally:
+            delete_keys(compare, prefix)
+    print_side_by_side(runs)
+
+
+def comparison_url(flag: str | None, configured: str | None) -> str | None:
+    """The Redis to measure beside the embedded default, or None (with a line saying why)."""
+    if flag is not None and flag.lower() == "none":
+        return None
+    url = flag or (configured if configured and is_redis_url(configured) else DEFAULT_COMPARE)
+    client = redis.Redis.from_url(redis_client_url(url) or url, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        print(f"not compared: no Redis answers at {mask_url(url)} ({exc})")
+        return None
+    finally:
+        client.close()
+    return url
+
+
+def delete_keys(url: str, prefix: str) -> None:
+    with redis.Redis.from_url(redis_client_url(url) or url) as client:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def measure(args: argparse.Namespace, settings: Settings, broker: str | None, label: str) -> Run:
+    """One run of the scenario on ``broker`` (None: the embedded default, as ``make demo``)."""
+    print(f"--- broker: {label}")
     work = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
     with contextlib.ExitStack() as stack:
-        local = start_local_stack(stack, work / "postgres", settings.broker_url)
+        local = start_local_stack(stack, work / "postgres", broker)
         database_url, broker_url = local.database_url, local.broker_url
         node, gateway = local.node, local.gateway
         ensure_schema(database_url)
@@ -100,10 +172,13 @@ def main() -> None:
             nice=args.bulk_nice,
         )  # fmt: skip
         stop = threading.Event()
-        stack.callback(stop.set)
-        threading.Thread(
+        dispatcher = threading.Thread(
             target=run_dispatcher, args=(factory, celery_sender(app), stop), daemon=True
-        ).start()
+        )
+        dispatcher.start()
+        # before the next run reconfigures the app: this run's threads end first
+        stack.callback(dispatcher.join, 10)
+        stack.callback(stop.set)
 
         rng = random.Random(11)
         collections = content.build_collections(args.tokens, seed=11)
@@ -130,7 +205,10 @@ def main() -> None:
             rpc, factory, CHAIN_ID, [d.address for d in deployed], confirmations=0,
             start_block=head + 1,
         )  # fmt: skip
-        threading.Thread(target=follower.run, args=(stop, 0.1), daemon=True).start()
+        following = threading.Thread(target=follower.run, args=(stop, 0.1), daemon=True)
+        following.start()
+        stack.callback(following.join, 10)  # before its node and client go
+        stack.callback(stop.set)
         with factory() as s:
             total = s.scalar(select(func.count()).select_from(Token)) or 0
             resolved = s.scalar(
@@ -194,6 +272,7 @@ def main() -> None:
         in_order = [f"{latencies[t]:.1f}" for t in chosen if t in latencies]
         print("latency in listing order (s): " + " ".join(in_order))
         print("valued by: " + ", ".join(f"{m} x{n}" for m, n in methods.most_common()))
+    return Run(label, lat, len(listed_at))
 
 
 def warm_up(app: Any, factory: Any, contract: str, token_id: int) -> None:
@@ -245,6 +324,25 @@ def print_breakdown(
     for n, xs in stages.items():
         if xs:
             print(f"  {n:<18} {percentile(xs, 0.5):8.0f} {percentile(xs, 0.95):8.0f}")
+
+
+def print_side_by_side(runs: list[Run]) -> None:
+    measured = [r for r in runs if r.latencies]
+    if not measured:
+        return
+    width = max(len(r.broker) for r in measured)
+    print("\nlisting -> stored valuation, side by side in this run (seconds):")
+    print(f"  {'broker':<{width}}  {'valued':>7}  {'p50':>6}  {'p95':>6}  {'max':>6}  p95/target")
+    for r in measured:
+        print(
+            f"  {r.broker:<{width}}  {len(r.latencies):>3}/{r.listed:<3}  "
+            + "  ".join(f"{r.stat(k):6.2f}" for k in ("p50", "p95", "max"))
+            + f"  {r.stat('p95') / TARGET_P95_S:10.2f}"
+        )
+    if len(measured) == 2:
+        a, b = measured
+        ratios = "  ".join(f"{a.stat(k) / b.stat(k):6.2f}" for k in ("p50", "p95", "max"))
+        print(f"  {'ratio (first / second)':<{width}}  {'':>7}  {ratios}")
 
 
 if __name__ == "__main__":
