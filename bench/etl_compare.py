@@ -14,6 +14,9 @@ Two of its commands do the job:
   blocks), then that file loaded with ``COPY`` into the same table, as ethereum-etl-postgres
   loads its exports. Its CSV carries no block timestamp or hash: it does less than ``stream``.
 
+Beside them, as a bound and not a way its users run it, ``run_in_process`` calls its extractor and
+Postgres exporter on the parsed logs directly (``etl_runner.py``), skipping JSON-RPC entirely.
+
 ethereum-etl pins old libraries (web3 5, eth-abi 2 and its parsimonious 0.8, which imports
 ``inspect.getargspec``, gone in Python 3.11), so it gets its own virtual environment,
 ``bench/.etl-venv``, on a Python 3.8-3.10 (``NFTWATCH_ETL_PYTHON`` names one), created here from
@@ -24,6 +27,7 @@ version its ``streaming`` extra pins.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -328,6 +332,29 @@ def run_settings(
     with engine.begin() as c:
         c.execute(text("DROP TABLE IF EXISTS token_transfers"))
     return out
+
+
+def run_in_process(
+    logs: list[dict[str, Any]], times: dict[str, int], url: str, chunk: int
+) -> tuple[float, int]:
+    """(seconds, rows stored) for ethereum-etl's extraction and Postgres exporter alone, called
+    in-process on the parsed logs by ``etl_runner.py`` (its receipt-log mapper, token transfer
+    extractor and ``PostgresItemExporter`` over psycopg2, ``chunk`` logs per export): no JSON-RPC,
+    no blocks or receipts, none of its commands. An upper bound for what its commands can do."""
+    py = VENV / "bin" / "python"
+    with tempfile.TemporaryDirectory() as tmp:
+        lp, bp = Path(tmp, "logs.json"), Path(tmp, "blocks.json")
+        lp.write_text(json.dumps(logs))
+        bp.write_text(json.dumps(times))
+        r = subprocess.run(
+            [str(py), str(HERE / "etl_runner.py"), str(lp), str(bp), psycopg2_url(url), str(chunk)],
+            capture_output=True,
+            text=True,
+        )
+    if r.returncode != 0:
+        raise RuntimeError(f"etl_runner.py failed:\n{r.stderr[-2000:]}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return float(out["e2e_s"]), int(out["stored"])
 
 
 def compare(
