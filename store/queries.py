@@ -106,6 +106,20 @@ def token(session: Session, chain_id: int, contract: str, token_id: int) -> Toke
     return session.get(Token, (chain_id, contract.lower(), Decimal(token_id)))
 
 
+def token_exists(session: Session, chain_id: int, contract: str, token_id: int) -> bool:
+    """Whether the store has recorded this token (one index probe, no row loaded)."""
+    found = session.execute(
+        select(Token.token_id)
+        .where(
+            Token.chain_id == chain_id,
+            Token.contract == contract.lower(),
+            Token.token_id == Decimal(token_id),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def store_media(
     session: Session, sha256: str, mime: str, width: int, height: int, content: bytes
 ) -> None:

@@ -228,6 +228,7 @@ def test_post_valuation_queues_and_answers_202_when_nothing_values_it(
     client: TestClient, factory: sessionmaker
 ) -> None:
     with factory.begin() as s:
+        add_token(s, 5)
         add_valuation(s, 5, 1.0)  # an older valuation is not an answer to a new request
     r = client.post(f"/v1/valuations/{CHAIN}/{CONTRACT}/5?wait=0")
     assert r.status_code == 202, r.text
@@ -251,6 +252,8 @@ def test_post_valuation_returns_the_valuation_a_worker_stores(
     client: TestClient, factory: sessionmaker
 ) -> None:
     stored: list[int] = []
+    with factory.begin() as s:
+        add_token(s, 5)
 
     def worker() -> None:  # stands in for the urgent queue: waits for the message, values
         deadline = time.monotonic() + 20

@@ -27,8 +27,10 @@ class KeyChecker:
         api_keys: Sequence[str],
         stored: Callable[[], Sequence[bytes]] | None = None,
         ttl: float = 5.0,
+        hashes: Sequence[bytes] = (),
     ) -> None:
-        self._static = tuple(key_hash(k) for k in api_keys if k)
+        # ``hashes``: configured keys already hashed (how a server hands them to its workers)
+        self._static = tuple(key_hash(k) for k in api_keys if k) + tuple(hashes)
         self._stored = stored
         self._ttl = ttl
         self._cached: tuple[bytes, ...] = ()
@@ -54,7 +56,10 @@ class KeyChecker:
     def check(self, presented: str | None) -> bool:
         if not presented:
             return False
-        digest = key_hash(presented)
+        return self.check_digest(key_hash(presented))
+
+    def check_digest(self, digest: bytes) -> bool:
+        """Whether the key with this hash is (still) valid: a long stream asks again."""
         ok = False
         for h in self._hashes():  # no early exit: the time taken does not say which key matched
             ok |= hmac.compare_digest(digest, h)

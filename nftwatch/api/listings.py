@@ -4,6 +4,7 @@ valued again since the client last looked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
+from nftwatch.api.params import BIGINT_MAX, INT_MAX
 from store.models import Listing, Token, Valuation
 from store.queries import owners_before
 
@@ -20,6 +22,7 @@ OFFERED = "offered"
 # at most this many re-valued tokens are looked at per poll, so a backfill that values
 # thousands of tokens moves the cursor in bounded steps instead of one huge query
 VALUATION_BATCH = 500
+MAX_CURSOR_CHARS = 64  # three parts of at most 19 digits, two dashes and a sign
 
 TokenKey = tuple[int, str, int]
 
@@ -38,15 +41,22 @@ class Cursor:
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
-        parts = value.strip().split("-")
-        if len(parts) != 3:
-            raise ValueError("cursor must look like BLOCK-LOGINDEX-VALUATIONID")
-        try:
-            block, log_index, valuation_id = (int(p) for p in parts)
-        except ValueError:
-            raise ValueError("cursor parts must be integers") from None
-        if block < 0 or log_index < -1 or valuation_id < 0:
-            raise ValueError("cursor parts must not be negative")
+        """The cursor ``value`` names; ValueError (with the reason) for anything the store
+        could not compare with: each part within its column's type (BIGINT, INTEGER)."""
+        if len(value) > MAX_CURSOR_CHARS:
+            raise ValueError(f"cursor must be at most {MAX_CURSOR_CHARS} characters")
+        # a leading "-" is the only sign a part may carry (log index -1: before any log)
+        parts = re.fullmatch(r"\s*([0-9]+)-(-1|[0-9]+)-([0-9]+)\s*", value)
+        if parts is None:
+            if value.strip().count("-") < 2:
+                raise ValueError("cursor must look like BLOCK-LOGINDEX-VALUATIONID")
+            raise ValueError("cursor parts must be non-negative integers (log index: -1 or more)")
+        block, log_index, valuation_id = (int(p) for p in parts.groups())
+        if block > BIGINT_MAX or valuation_id > BIGINT_MAX or log_index > INT_MAX:
+            raise ValueError(
+                f"cursor out of range: block and valuation id at most {BIGINT_MAX}, "
+                f"log index at most {INT_MAX}"
+            )
         return cls(block, log_index, valuation_id)
 
 
