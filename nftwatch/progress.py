@@ -41,6 +41,7 @@ class ProgressReport:
         self._stream = stream or sys.stderr
         self._interval = interval
         self._last_line = -float("inf")
+        self._last_done = -1  # the count the last plain line showed
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         if self._stream.isatty():
@@ -76,6 +77,7 @@ class ProgressReport:
 
     def _line(self) -> None:
         elapsed = time.monotonic() - self._started
+        self._last_done = self.done
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = f", {self.rate}" if self.rate else ""
         self._stream.write(
@@ -91,5 +93,5 @@ class ProgressReport:
     ) -> None:
         if self._bar is not None:
             self._bar.stop()
-        elif exc_type is None:
+        elif exc_type is None and self.done != self._last_done:
             self._line()  # the final count, even when the last line was moments ago
