@@ -178,11 +178,13 @@ def run(
 
     Example: nftwatch run --no-workers (ETH_RPC_URL=wss://node.example/ws)
     """
+    from nftwatch.observability.logs import setup_logging
     from nftwatch.runtime import open_resources
     from nftwatch.service import run_service
 
-    logging.getLogger().setLevel(_settings().log_level)
-    with open_resources(_settings()) as res:
+    s = _settings()
+    setup_logging(s.log_level)  # from the first line on: starting the embedded servers included
+    with open_resources(s) as res:
         run_service(res, with_workers=workers, poll_interval=interval)
 
 

