@@ -1,0 +1,147 @@
+"""Serving the API: uvicorn with several worker processes, each with its own database pool
+sized to the requests it runs at once, timeouts against slow clients, and a log line for every
+closed connection.
+
+uvicorn starts each worker process afresh (spawn) and builds the app there by calling
+:func:`app_from_environment`, which reads the :class:`ServeConfig` the parent wrote into the
+environment (``NFTWATCH_API_SERVE``, JSON). The parent has already started any embedded
+database and migrated it, so a worker only connects. Keys travel as their SHA-256 only."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+
+from nftwatch.api.auth import key_hash
+
+ENV = "NFTWATCH_API_SERVE"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    database_url: str
+    key_hashes: tuple[str, ...] = ()  # hex SHA-256 of the configured keys
+    allow_anonymous: bool = False
+    chain_id_default: int | None = None
+    rpc_chains: tuple[int, ...] | None = None
+    workers: int = 2
+    # requests one worker runs on the database at once; its pool holds as many connections
+    threads: int = 8
+    pool_size: int | None = None  # None: threads (+2 overflow for the key reads and health)
+    max_overflow: int | None = None
+    header_timeout_s: float = 10.0
+    keep_alive_s: int = 20
+    limit_concurrency: int | None = 512  # connections per worker before 503s
+    valuation_rate: str = "30/minute"
+    stream_rate: str = "20/minute"
+    rate_limit_storage: str = "memory://"
+    rate_limit_prefix: str = "nftwatch-ratelimit"
+    log_level: str = "info"
+    protocol: str = "guarded"  # guarded (header timeout, close logging) | h11 (uvicorn's own)
+
+    @staticmethod
+    def hashes_of(keys: Sequence[str]) -> tuple[str, ...]:
+        return tuple(key_hash(k).hex() for k in keys if k)
+
+    def to_env(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_env(cls, raw: str) -> ServeConfig:
+        values = json.loads(raw)
+        values["key_hashes"] = tuple(values.get("key_hashes") or ())
+        if values.get("rpc_chains") is not None:
+            values["rpc_chains"] = tuple(values["rpc_chains"])
+        return cls(**values)
+
+
+def build_app(cfg: ServeConfig) -> FastAPI:
+    """The app one worker process serves, with its own engine."""
+    from sqlalchemy import create_engine
+
+    from nftwatch.api import create_app, protocol
+    from nftwatch.api.ratelimit import RateLimits
+    from store.db import make_sessionmaker, sqlalchemy_url
+
+    protocol.configure(cfg.header_timeout_s)
+    pool = cfg.pool_size if cfg.pool_size is not None else cfg.threads
+    overflow = cfg.max_overflow if cfg.max_overflow is not None else 2
+    engine = create_engine(
+        sqlalchemy_url(cfg.database_url),
+        pool_size=pool,
+        max_overflow=overflow,
+        pool_timeout=10,  # then 503 with Retry-After, not a request that hangs
+        pool_pre_ping=True,
+    )
+    return create_app(
+        make_sessionmaker(engine),
+        api_keys=[],
+        key_hashes=[bytes.fromhex(h) for h in cfg.key_hashes],
+        chain_id_default=cfg.chain_id_default,
+        allow_anonymous=cfg.allow_anonymous,
+        rpc_chains=cfg.rpc_chains,
+        rate_limits=RateLimits(
+            valuation_requests=cfg.valuation_rate,
+            stream_opens=cfg.stream_rate,
+            storage_uri=cfg.rate_limit_storage,
+            key_prefix=cfg.rate_limit_prefix,
+        ),
+        threads=cfg.threads,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's app factory in every worker process."""
+    raw = os.environ.get(ENV)
+    if not raw:
+        raise RuntimeError(f"{ENV} is not set: start the API with `nftwatch api`")
+    return build_app(ServeConfig.from_env(raw))
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with the connection log and the API's own lines beside its own."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("nftwatch.api", "nftwatch.api.connections"):
+        config["loggers"][name] = {"handlers": ["default"], "level": level.upper()}
+    config["loggers"]["nftwatch.api.connections"]["propagate"] = False
+    config["loggers"]["nftwatch.api"]["propagate"] = False
+    return config
+
+
+def serve(cfg: ServeConfig, host: str, port: int) -> None:
+    """Run the server in the foreground until it is stopped (SIGINT/SIGTERM)."""
+    import uvicorn
+
+    os.environ[ENV] = cfg.to_env()  # for the worker processes, which read it at start
+    http: Any = "h11"
+    if cfg.protocol == "guarded":
+        from nftwatch.api.protocol import GuardedH11Protocol, configure
+
+        configure(cfg.header_timeout_s)
+        http = GuardedH11Protocol
+    uvicorn.run(
+        "nftwatch.api.serve:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=cfg.workers,
+        http=http,
+        timeout_keep_alive=cfg.keep_alive_s,
+        limit_concurrency=cfg.limit_concurrency,
+        timeout_graceful_shutdown=10,
+        log_level=cfg.log_level.lower(),
+        log_config=log_config(cfg.log_level),
+        access_log=False,
+        lifespan="on",
+    )
