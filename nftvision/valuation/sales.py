@@ -52,6 +52,9 @@ class SaleRecord:
     seller: str
     buyer: str
     tx_hash: str
+    # the block number where the file has one: sales of one block (floor sweeps) are not
+    # "before" each other, however the file orders them
+    block: int | None = None
 
 
 def _parse_time(text: str) -> datetime:
@@ -94,6 +97,9 @@ def _parse_row(row: dict[str, str], id_column: str) -> SaleRecord:
     tx_hash = row["tx_hash"].strip()
     if not _TX_HASH.match(tx_hash):
         raise ValueError(f"tx_hash {tx_hash!r} is not a transaction hash")
+    raw_block = (row.get("block") or "").strip()
+    if raw_block and not raw_block.isdigit():
+        raise ValueError(f"block {raw_block!r} is not a block number")
     return SaleRecord(
         time=time,
         token_id=int(raw_id),
@@ -101,6 +107,7 @@ def _parse_row(row: dict[str, str], id_column: str) -> SaleRecord:
         seller=seller.lower(),
         buyer=buyer.lower(),
         tx_hash=tx_hash.lower(),
+        block=int(raw_block) if raw_block else None,
     )
 
 
