@@ -22,6 +22,7 @@ INT_MAX = 2**31 - 1
 # from datetime's own limits that a 30-day window around it stays representable
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+EXAMPLE_CONTRACT = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb"  # CryptoPunks
 EXTRACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _EXTRACTOR = re.compile(EXTRACTOR_PATTERN)
 
@@ -111,6 +112,7 @@ ChainPath = Annotated[
     int,
     Path(
         description="EIP-155 chain id (1 for Ethereum mainnet), 1..2**63-1.",
+        examples=[1],
         json_schema_extra={"minimum": 1, "maximum": BIGINT_MAX},
     ),
 ]
@@ -118,6 +120,7 @@ ContractPath = Annotated[
     str,
     Path(
         description="Contract address, 0x + 40 hex digits.",
+        examples=[EXAMPLE_CONTRACT],
         json_schema_extra={"pattern": "^0x[0-9a-fA-F]{40}$"},
     ),
 ]
@@ -125,6 +128,7 @@ TokenIdPath = Annotated[
     str,
     Path(
         description="Decimal token id, 0..2**256-1.",
+        examples=["7804"],
         json_schema_extra={"pattern": "^[0-9]{1,78}$"},
     ),
 ]
