@@ -186,6 +186,64 @@ def test_a_worker_process_joins_the_embedded_redis_and_runs_a_task(
     assert not redis_dir.exists()  # not persistent: its data went with it
 
 
+@pytest.mark.timeout(240)
+def test_workers_starting_together_share_one_server_and_the_last_out_stops_it(
+    db_url: str, tmp_path: Path, redis_dir: Path
+) -> None:
+    """Three ``nftwatch worker`` processes on embedded defaults and a fresh data dir: one of
+    them starts the server, the others join it; it goes when the last one exits."""
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    env |= {
+        "DATABASE_URL": db_url,
+        "NFTWATCH_DATA_DIR": str(tmp_path),
+        "NFTWATCH_METRICS_PORT": "0",
+    }
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    workers = []
+    for log in logs:
+        with log.open("wb") as out:
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "nftwatch.cli",
+                        "worker",
+                        "--queues",
+                        "resolve",
+                        "--pool",
+                        "solo",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+    try:
+        deadline = time.monotonic() + 180
+        while not all("ready." in log.read_text(errors="replace") for log in logs):
+            dead = [w for w in workers if w.poll() is not None]
+            assert not dead, logs[workers.index(dead[0])].read_text()[-2000:]
+            assert time.monotonic() < deadline, "workers did not all become ready"
+            time.sleep(0.3)
+        servers = servers_in(redis_dir)
+        assert len(servers) == 1
+        watcher = EmbeddedRedis(redis_dir)
+        assert sorted(watcher.user_pids()) == sorted(w.pid for w in workers)
+        for w in workers[:2]:
+            os.killpg(w.pid, signal.SIGTERM)
+            w.wait(timeout=60)
+        assert servers[0].is_running()  # the third still uses it
+        os.killpg(workers[2].pid, signal.SIGTERM)
+        workers[2].wait(timeout=60)
+        assert gone(servers[0].pid)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGKILL)
+
+
 @pytest.mark.timeout(120)
 def test_a_second_process_joins_and_the_last_user_out_stops_the_server(redis_dir: Path) -> None:
     first = EmbeddedRedis(redis_dir)

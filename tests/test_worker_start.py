@@ -1,5 +1,6 @@
-"""Several workers starting together on the embedded broker (kombu's SQLAlchemy transport,
-which creates its tables on first use) all come up: none dies on the others' tables."""
+"""Several workers starting together on kombu's SQLAlchemy transport (``CELERY_BROKER_URL=sqla+…``,
+which creates its tables on first use) all come up: none dies on the others' tables. (The
+embedded default broker, a Redis of our own, is tested in test_embedded_redis.py.)"""
 
 from __future__ import annotations
 
