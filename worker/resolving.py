@@ -188,11 +188,13 @@ def rate_limiter(cfg: WorkerConfig) -> tuple[HostRateLimiter | None, Any]:
     if not cfg.rate_limits:
         return None, None
     from nftvision.fetch.ratelimit import LocalRateLimiter, RedisRateLimiter
+    from worker.app import redis_client_url
 
-    if cfg.broker_url.startswith(("redis://", "rediss://")):
+    client_url = redis_client_url(cfg.broker_url)  # the embedded broker's unix socket too
+    if client_url is not None:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(cfg.broker_url)
+        client = aioredis.Redis.from_url(client_url)
         prefix = f"{cfg.redis_key_prefix or ''}nftwatch:ratelimit:"
         limiter = RedisRateLimiter(client, cfg.rate_limits, burst=cfg.rate_burst, prefix=prefix)
         return limiter, client.aclose
