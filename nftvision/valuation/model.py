@@ -2,9 +2,10 @@
 
 Price. ``log(price) = market level(t) + f(token, t)``:
 
-- the market level is the median of premium-adjusted log prices over the recent window before
-  ``t`` (at least ``level_min_sales`` sales), where a token's premium comes from its traits; the
-  level and the premia are estimated in turn (a small hedonic index);
+- the market level is the median of the last ``level_sales`` premium-adjusted log prices before
+  ``t`` (or, with ``level_sales=None``, those of a window of days holding at least
+  ``level_min_sales`` sales), where a token's premium comes from its traits; the level and the
+  premia are estimated in turn (a small hedonic index);
 - ``f`` is a ridge regression of ``log(price) - level`` on trait indicators, the rarity score,
   the comparables' recent sales relative to the level at their time (k nearest tokens by image
   embedding or trait Jaccard), and the token's own last sale relative to the level then;
@@ -48,6 +49,11 @@ class ModelParams:
     liquid_trades: int = 2  # liquid = MORE than this many trades within the horizon
     level_window_days: float = 30.0
     level_min_sales: int = 20
+    # the level as the median of the last this many adjusted sales, however many days they
+    # span (None: the window of days above): a window of days lags a fast market. The
+    # walk-forward backtest chose it: pooled MdAPE 18.3 % against 18.8 % for the 30-day
+    # window, ahead at 5 of 9 cutoffs and tied at 1, and well ahead from 2020-03 on
+    level_sales: int | None = 20
     floor_quantile: float = 0.10
     k_comparables: int = 10
     comp_half_life_days: float = 180.0
@@ -174,6 +180,9 @@ class _Market:
         self.rel = history.log_prices - self.levels
 
     def _window(self, t: float) -> tuple[int, int]:
+        if self.params.level_sales is not None:
+            hi = self.history.count_before(t)
+            return max(0, hi - self.params.level_sales), hi
         lo, hi = self.history.window(t, self.params.level_window_days)
         if hi - lo < self.params.level_min_sales:
             lo = max(0, hi - self.params.level_min_sales)
@@ -656,7 +665,8 @@ def _version(params: ModelParams, as_of: datetime, history: History, end: float)
     blob = json.dumps(
         {
             "model": MODEL_NAME,
-            "params": asdict(params),
+            # a setting left at None stays out, so that adding one keeps earlier versions
+            "params": {k: v for k, v in asdict(params).items() if v is not None},
             "as_of": as_of.isoformat(),
             "sales": n,
             "last_tx": last_tx,

@@ -8,8 +8,9 @@ after it, and score the model beside the naive baselines on the same sales.
   sales before the cutoff (the sales-count level refits its premia weekly as the window goes).
 - Hyper-parameters are chosen nested: at a cutoff, the candidate with the lowest pooled MdAPE on
   the EARLIER windows (a warm-up window before the first cutoff is scored for this and never
-  reported). "model" is the same nested choice between the hedonic-knn model and the
-  sales-count level.
+  reported). "model" is the same nested choice between the hedonic-knn model (its level a
+  30-day window, or the last N sales), the sales-count level, and the mean of the two
+  sales-count ones in log price.
 - 80 % intervals come from the last ``residual_sales`` out-of-sample log residuals of the same
   predictor (sales of earlier blocks, predicted before they happened), not from training
   residuals.
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -45,6 +46,8 @@ __all__ = ["WalkForwardConfig", "WalkForwardReport", "run_walk_forward"]
 
 MODEL = "model"
 KNN = "hedonic-knn, 30-day level"
+KNN_N = "hedonic-knn, sales-count level"
+BLEND = "mean of the two sales-count ones"
 LEVEL = "sales-count level, premia weekly"
 BASELINES = (
     "median, previous 1 day",
@@ -121,14 +124,15 @@ class WalkForwardReport:
             f"walk-forward backtest: cutoffs every {self.config.step_days:g} days, windows of "
             f"{self.config.window_days:g} days; each sale predicted from earlier blocks only",
             "",
-            "MdAPE per cutoff (n = sales scored; 'chosen' = the model's nested choice)",
+            "MdAPE per cutoff (n = sales scored; chosen on the earlier windows: the model's "
+            "predictor and the level's N and ridge penalty)",
             f"{'cutoff':<12}{'n':>6}" + "".join(f"{short[n]:>10}" for n in names) + "  chosen",
         ]
         for w in self.windows:
             lines.append(
                 f"{w['cutoff']:<12}{w['test_sales']:>6}"
                 + "".join(f"{_pct(w['price'][n]['mdape']):>10}" for n in names)
-                + f"  {w['chosen']['model']}"
+                + f"  {_short(w['chosen']['model'])}, {w['chosen']['level']}"
             )
         lines += [
             "",
@@ -164,6 +168,8 @@ class WalkForwardReport:
 _SHORT = {
     MODEL: "model",
     KNN: "knn-30d",
+    KNN_N: "knn-N",
+    BLEND: "blend",
     LEVEL: "level-N",
     BASELINES[0]: "med-1d",
     BASELINES[1]: "med-7d",
@@ -206,7 +212,6 @@ def _mdape(actual_log: np.ndarray, pred_log: np.ndarray) -> float:
 
 
 def _nested(
-    scores_of: Callable[[int], np.ndarray],
     options: Sequence[np.ndarray],
     actual: np.ndarray,
     window_of: np.ndarray,
@@ -217,7 +222,7 @@ def _nested(
     chosen = np.full(len(actual), np.nan)
     picks: list[int] = []
     for w in range(n_windows):
-        earlier = (window_of >= 0) & (window_of < w) & scores_of(w)
+        earlier = (window_of >= 0) & (window_of < w)
         if earlier.any():
             errs = [_mdape(actual[earlier], o[earlier]) for o in options]
             pick = int(np.argmin(errs))
@@ -313,7 +318,9 @@ def run_walk_forward(
 
     cand = {p.label: empty() for p in grid}
     base = {b: empty() for b in BASELINES}
-    knn = empty()
+    knn, knn_n = empty(), empty()
+    params_n = replace(params, level_sales=params.level_sales or default_level.n_sales)
+    params_30 = replace(params, level_sales=None)
     liquidity_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     windows_meta: list[dict[str, Any]] = []
     for w, (lo, hi) in enumerate(ranges):
@@ -329,12 +336,13 @@ def run_walk_forward(
         base[BASELINES[4]][lo:hi] = repeat_sales(frame, lo, hi, index)
         meta: dict[str, Any] = {"train_sales": frame.count_before(c)}
         if config.with_knn:
-            model = fit(sales, attributes, as_of=from_days(c), embeddings=embeddings, params=params)
-            walk = model.with_sales(sales)
-            for k in range(lo, hi):
-                if window_of[k] >= 0:
-                    rec = frame.records[k]
-                    knn[k] = math.log(walk.quote(rec.token_id, rec.time)[0])
+            for target, ps in ((knn_n, params_n), (knn, params_30)):
+                model = fit(sales, attributes, as_of=from_days(c), embeddings=embeddings, params=ps)
+                walk = model.with_sales(sales)
+                for k in range(lo, hi):
+                    if window_of[k] >= 0:
+                        rec = frame.records[k]
+                        target[k] = math.log(walk.quote(rec.token_id, rec.time)[0])
             if w > 0:
                 t1 = c + config.horizon_days
                 p_all = walk.p_liquid_all(from_days(c))
@@ -350,7 +358,6 @@ def run_walk_forward(
     actual = frame.log_prices
     options = [cand[p.label] for p in grid]
     level, level_picks = _nested(
-        lambda w: np.ones(n, dtype=bool),
         options,
         actual,
         window_of,
@@ -359,17 +366,21 @@ def run_walk_forward(
     )
     preds: dict[str, np.ndarray] = {}
     if config.with_knn:
+        blend = (knn_n + level) / 2.0
+        families = [KNN, KNN_N, LEVEL, BLEND]
         model_pred, model_picks = _nested(
-            lambda w: np.ones(n, dtype=bool), [knn, level], actual, window_of, len(bounds), 0
+            [knn, knn_n, level, blend], actual, window_of, len(bounds), 0
         )
-        families = [KNN, LEVEL]
         preds[MODEL] = model_pred
         preds[KNN] = knn
+        preds[KNN_N] = knn_n
     else:
-        model_picks = [1] * len(bounds)
-        families = [KNN, LEVEL]
+        families = [LEVEL]
+        model_picks = [0] * len(bounds)
         preds[MODEL] = level
     preds[LEVEL] = level
+    if config.with_knn:
+        preds[BLEND] = blend
     preds.update(base)
 
     lows, highs = {}, {}
@@ -426,7 +437,8 @@ def run_walk_forward(
     notes = [
         "hyper-parameters chosen on earlier windows only; the level's grid: "
         + ", ".join(p.label for p in grid),
-        "the hedonic-knn model's own settings (ModelParams) are fixed defaults",
+        "the hedonic-knn model's own settings (ModelParams) are fixed defaults; its ridge "
+        "penalty is chosen on a holdout of its own training sales",
     ]
     unknown = int(((window_of == -1) & ~frame.known & (frame.times >= bounds[1])).sum())
     if unknown:
