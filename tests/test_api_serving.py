@@ -1,0 +1,65 @@
+"""The live server against slow and vanishing clients: a request whose headers never finish
+is answered 408 and closed (slowloris), a connection that never sends one is closed, and every
+closed connection is logged with its cause."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from tests.api_server import config, live_api
+
+KEY = "serving-key-0123456789"
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    sock.settimeout(60)  # only bounds a server that never closes
+    chunks = []
+    while chunk := sock.recv(4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def wait_for_log(api: object, *needles: str) -> str:
+    for _ in range(300):  # the log line follows the close; give the worker a moment to write
+        text = api.log_text()  # type: ignore[attr-defined]
+        if any(n in text for n in needles):
+            return str(text)
+        time.sleep(0.1)
+    return str(api.log_text())  # type: ignore[attr-defined]
+
+
+def test_slow_headers_are_cut_off_and_every_close_is_logged(db_url: str) -> None:
+    cfg = config(db_url, [KEY], workers=1, header_timeout_s=1.0, keep_alive_s=1)
+    with live_api(cfg) as api:
+        with socket.create_connection(("127.0.0.1", api.port)) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            answer = read_until_closed(slow)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        log = wait_for_log(api, "request headers incomplete")
+        assert "request headers incomplete after 1 s" in log
+
+        with socket.create_connection(("127.0.0.1", api.port)) as silent:
+            assert read_until_closed(silent) == b""
+        assert "no request within 1 s of connecting" in wait_for_log(api, "no request within")
+
+        with socket.create_connection(("127.0.0.1", api.port)) as idle:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = read_until_closed(idle)  # answered, then closed once idle
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert "after 1 request(s): idle for 1 s" in wait_for_log(api, "idle for 1 s")
+
+        with socket.create_connection(("127.0.0.1", api.port)) as rude:
+            rude.sendall(
+                b"GET /v1/listings/stream HTTP/1.1\r\nHost: x\r\nX-API-Key: " + KEY.encode()
+            )
+            rude.sendall(b"\r\n\r\n")
+            assert rude.recv(100).startswith(b"HTTP/1.1 200")
+        # a stream the client walked away from: closed, or reset where data was unread
+        walked_away = ("before the response was complete", "lost (ConnectionResetError")
+        log = wait_for_log(api, *walked_away)
+        assert any(
+            f"closed after 1 request(s): {c}" in log for c in ("client closed", "connection")
+        )
+        assert any(n in log for n in walked_away)
+        assert "Traceback" not in log
