@@ -125,11 +125,20 @@ def test_database_and_broker_urls_point_at_the_compose_services(
         assert broker.hostname in services and db.hostname in services
 
 
+def _option_envvars(subcommand: str) -> set[str]:
+    group: Any = typer.main.get_command(cli_mod.cli)
+    command = group.commands.get(subcommand)
+    params = command.params if command is not None else []
+    return {p.envvar for p in params if isinstance(getattr(p, "envvar", None), str)}
+
+
 def test_app_environment_is_settings_the_app_reads(services: dict[str, dict[str, Any]]) -> None:
-    """A misspelt variable would be silently ignored: every one must be a settings variable."""
+    """A misspelt variable would be silently ignored: every one must be a settings variable,
+    or one that the service's command reads for an option of its own."""
     for name, service in app_services(services).items():
         env = service["environment"]
-        assert set(env) <= set(ENV_VARS), (name, set(env) - set(ENV_VARS))
+        known = set(ENV_VARS) | _option_envvars(service["command"][1])
+        assert set(env) <= known, (name, set(env) - known)
         assert env["ETH_RPC_URL"].startswith("${ETH_RPC_URL"), name  # from the user's .env
         assert "IPFS_GATEWAYS" in env, name
         assert env["TORCHVISION_WEIGHTS_DIR"] == "/weights", name
@@ -292,3 +301,28 @@ def test_roles_give_the_app_rows_but_not_the_schema(fresh_postgres: str) -> None
         conn.rollback()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("ALTER TABLE tokens ADD COLUMN intruder int")
+
+
+def test_api_runs_several_workers_with_pools_within_postgres_connections(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The API's processes, their pools and its timeouts are set; every process's pool (threads
+    + 2 overflow) fits in postgres' max_connections beside the workers' pools."""
+    env = services["api"]["environment"]
+
+    def default(name: str) -> str:
+        value = str(env[name])
+        return value.split(":-", 1)[1].rstrip("}") if ":-" in value else value
+
+    workers, threads = int(default("NFTWATCH_API_WORKERS")), int(default("NFTWATCH_API_THREADS"))
+    assert workers >= 2 and threads >= 1
+    assert float(default("NFTWATCH_API_HEADER_TIMEOUT")) > 0
+    assert int(default("NFTWATCH_API_KEEP_ALIVE")) > 0
+    assert "/" in default("NFTWATCH_API_VALUATION_RATE")
+    assert "/" in default("NFTWATCH_API_STREAM_RATE")
+    command = services["postgres"]["command"]
+    max_connections = int(command[command.index("max_connections=200")].split("=")[1])
+    assert workers * (threads + 2) <= max_connections // 2
+    _parse_with_cli(
+        ["api", "--workers", str(workers), "--threads", str(threads), "--header-timeout", "10"]
+    )
