@@ -285,16 +285,30 @@ def run_service(
                 "NFTWATCH_CHAIN_ID": str(chain_id),
             }
             rpc_arg = f"--rpc={chain_id}={s.rpc_url}"
+            # the desk's requests and new listings get a worker of their own: a backfill's
+            # burst of resolve work would otherwise hold every thread they could run on
+            supervisor.start_worker(
+                "urgent-worker",
+                _metrics_env(env, s.metrics_port, 3),
+                "--queues",
+                "urgent",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                rpc_arg,
+            )
             supervisor.start_worker(
                 "resolve-worker",
                 _metrics_env(env, s.metrics_port, 1),
                 "--queues",
-                "urgent,resolve",
+                "resolve",
                 "--pool",
                 "threads",
                 "--concurrency",
                 "8",
                 rpc_arg,
+                nice=BULK_NICE,
             )
             supervisor.start_worker(
                 "embed-worker",

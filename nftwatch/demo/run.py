@@ -152,17 +152,15 @@ def run_story(
         stack.callback(supervisor.stop_all)
         env = worker_env(cfg, log_level="WARNING")
         rpc_arg = f"--rpc={CHAIN_ID}={node.url}"
+        # urgent work (new listings) on a worker of its own, as in `nftwatch run`
         supervisor.start_worker(
-            "resolve-worker",
-            env,
-            "--queues",
-            "urgent,resolve",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            rpc_arg,
-        )
+            "urgent-worker", env, "--queues", "urgent", "--pool", "threads", "--concurrency",
+            "2", rpc_arg,
+        )  # fmt: skip
+        supervisor.start_worker(
+            "resolve-worker", env, "--queues", "resolve", "--pool", "threads", "--concurrency",
+            "4", rpc_arg, nice=BULK_NICE,
+        )  # fmt: skip
         supervisor.start_worker(
             "embed-worker", env, "--queues", "embed", "--pool", "solo", rpc_arg, nice=BULK_NICE
         )
