@@ -69,12 +69,13 @@ class WalkForwardConfig:
     min_residuals: int = 30
     level_sales: tuple[int, ...] = (10, 20, 40)
     level_alphas: tuple[float, ...] = (10.0, 100.0)
+    refit_days: float = 7.0  # the level's premia are refit this often as sales arrive
     with_knn: bool = True  # the existing hedonic-knn model (a fit per cutoff, seconds each)
     cutoffs: tuple[date, ...] | None = None  # explicit cutoffs instead of the stepped ones
 
     def level_grid(self) -> list[LevelParams]:
         return [
-            LevelParams(n_sales=n, ridge_alpha=a)
+            LevelParams(n_sales=n, ridge_alpha=a, refit_days=self.refit_days)
             for n in self.level_sales
             for a in self.level_alphas
         ]
@@ -297,7 +298,7 @@ def run_walk_forward(
     features = np.c_[space.trait_features, space.scores, np.log(space.ranks)]
     hedonic = HedonicLevel(frame, features, positions)
     grid = config.level_grid()
-    default_level = LevelParams()
+    default_level = LevelParams(refit_days=config.refit_days)
 
     n = len(frame)
     window_of = np.full(n, -1, dtype=np.int64)
