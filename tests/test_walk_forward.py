@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -147,8 +148,9 @@ def test_pooled_figures_are_the_windows_combined(report: WalkForwardReport) -> N
         assert m["p90_ape"] == pytest.approx(float(np.quantile(ape, 0.9)))
     # out-of-sample intervals hold about 80 %
     assert 0.72 <= pooled[MODEL]["coverage"] <= 0.88
-    d = report.to_dict()
+    d = json.loads(json.dumps(report.to_dict()))
     assert len(d["windows"]) == len(report.windows) >= 8
+    assert d["pooled"]["price"][MODEL]["n"] == report.pooled["test_sales"]
     assert "MdAPE" in report.render()
 
 
