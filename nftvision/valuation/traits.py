@@ -31,6 +31,4 @@ def collection_traits(metadata: Mapping[int, Any]) -> dict[int, dict[str, str]]:
     for own in pairs.values():
         names = [n for n, _ in own]
         multi.update(n for n in names if names.count(n) > 1)
-    return {
-        t: {(f"{n}:{v}" if n in multi else n): v for n, v in own} for t, own in pairs.items()
-    }
+    return {t: {(f"{n}:{v}" if n in multi else n): v for n, v in own} for t, own in pairs.items()}
