@@ -292,7 +292,8 @@ def value(
         with res.factory() as session:
             v = queries.latest_valuation(session, chain, address, tid)
         ctx.engine.dispose()
-    assert v is not None
+    if v is None:  # value_now stores one or raises; an assert would vanish under -O
+        raise RuntimeError(f"no valuation was stored for {address} #{tid}")
     data = {
         "chain_id": chain,
         "contract": address,
