@@ -308,10 +308,12 @@ def value(
     if as_json:
         _print_json(data)
         return
+    if v.price_eth is None:  # a collection with no sales yet has no price to give
+        price = "no price (no sales of this collection to value it on)"
+    else:
+        price = f"{v.price_eth:.4f} ETH (80% {v.price_low_eth:.4f}–{v.price_high_eth:.4f})"
     typer.echo(
-        f"{address} #{tid}: {v.price_eth:.4f} ETH "
-        f"(80% {v.price_low_eth:.4f}–{v.price_high_eth:.4f}), "
-        f"P(liquid) {v.p_liquid:.2f}, confidence {v.confidence:.2f}"
+        f"{address} #{tid}: {price}, P(liquid) {v.p_liquid:.2f}, confidence {v.confidence:.2f}"
     )
     for n in v.explanation.get("visual_neighbours", []):
         sale = f"{n['last_sale_eth']:.4f} ETH" if n.get("last_sale_eth") else "no sale"

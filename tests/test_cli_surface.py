@@ -416,6 +416,10 @@ def test_value_one_token_with_its_comparables(stack: Stack) -> None:
     assert count(stack, Valuation, Valuation.contract == stack.squares) >= 1
     text_out = clean(nftwatch(stack, "value", stack.squares, "3")).stdout
     assert f"{stack.squares} #3:" in text_out and "ETH" in text_out
+    # a collection without a single sale has no price to give, and says so
+    unsold = json.loads(clean(nftwatch(stack, "value", stack.circles, "1", "--json")).stdout)
+    assert unsold["price_eth"] is None
+    assert "no price" in clean(nftwatch(stack, "value", stack.circles, "1")).stdout
     one_line_error(nftwatch(stack, "value", "0x12", "1"), "not a contract address")
     one_line_error(nftwatch(stack, "value", stack.squares, "12x"), "not a token id")
 
