@@ -282,33 +282,16 @@ def _interrupt_on_signals() -> None:
 
 
 @contextlib.contextmanager
-def _fresh_postgres(path: Path) -> Iterator[str]:
-    """The demo's own database, new each run (a run that was killed left its files behind)."""
+def _fresh_server(kind: type[EmbeddedPostgres | EmbeddedRedis], path: Path) -> Iterator[str]:
+    """The demo's own database or broker, empty each run: a server a killed run left behind
+    is adopted, then shut down and its data deleted, so nothing stale reaches this run."""
     if path.exists():
-        leftover = EmbeddedPostgres(path, persistent=False)
+        leftover = kind(path, persistent=False)
         with contextlib.suppress(Exception):
             leftover.start()
         leftover.stop()
         shutil.rmtree(path, ignore_errors=True)
-    server = EmbeddedPostgres(path, persistent=False)
-    url = server.start()
-    try:
-        yield url
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def _fresh_redis(path: Path) -> Iterator[str]:
-    """The demo's own broker, empty each run: a server a killed run left behind is adopted,
-    then shut down and its data deleted, so no stale message reaches this run's workers."""
-    if path.exists():
-        leftover = EmbeddedRedis(path, persistent=False)
-        with contextlib.suppress(Exception):
-            leftover.start()
-        leftover.stop()
-        shutil.rmtree(path, ignore_errors=True)
-    server = EmbeddedRedis(path, persistent=False)
+    server = kind(path, persistent=False)
     url = server.start()
     try:
         yield url
@@ -333,9 +316,11 @@ def start_local_stack(
     """A new embedded Postgres in ``postgres_dir``, anvil and a local IPFS gateway, each stopped
     by ``stack``; the broker is ``broker_url``, or else a new embedded Redis in ``redis_dir``
     (default: beside ``postgres_dir``)."""
-    database_url = stack.enter_context(_fresh_postgres(postgres_dir))
+    database_url = stack.enter_context(_fresh_server(EmbeddedPostgres, postgres_dir))
     if broker_url is None:
-        broker_url = stack.enter_context(_fresh_redis(redis_dir or postgres_dir.parent / "redis"))
+        broker_url = stack.enter_context(
+            _fresh_server(EmbeddedRedis, redis_dir or postgres_dir.parent / "redis")
+        )
     node = Anvil(chain_id=CHAIN_ID)
     node.start()
     stack.callback(node.stop)
