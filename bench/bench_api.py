@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nftwatch.api.serve import ServeConfig  # noqa: E402
-from nftwatch.embedded import EmbeddedPostgres  # noqa: E402
+from nftwatch.localstack.embedded import EmbeddedPostgres  # noqa: E402
 from store import queries  # noqa: E402
 from store.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from store.models import Sale, Token  # noqa: E402

@@ -31,10 +31,10 @@ from sqlalchemy import text
 
 from nftvision.datasets import load_cryptopunks
 from nftvision.errors import MissingWeights
-from nftvision.media import decode_media
-from nftwatch.embedded import EmbeddedPostgres
+from nftwatch.localstack.embedded import EmbeddedPostgres
 from store import queries
 from store.db import make_engine, make_sessionmaker, upgrade
+from tokenmeta.media import decode_media
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
 from worker.tasks import embed_batch

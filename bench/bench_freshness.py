@@ -41,12 +41,12 @@ from sqlalchemy import func, select
 from listeners.backfill import backfill
 from listeners.follower import Follower
 from listeners.rpc import Rpc
-from nftwatch import chaintools
 from nftwatch.demo import content, world
 from nftwatch.demo.run import CHAIN_ID, local_worker_config, start_local_stack
+from nftwatch.localstack import chaintools
 from nftwatch.runtime import worker_env
+from nftwatch.service.supervisor import BULK_NICE, Supervisor
 from nftwatch.settings import Settings, load, mask_url
-from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Outbox, Token, Valuation

@@ -437,7 +437,7 @@ def main() -> None:
     server = None
     url = args.database_url
     if url is None:
-        from nftwatch.embedded import EmbeddedPostgres
+        from nftwatch.localstack.embedded import EmbeddedPostgres
         from store.db import upgrade
 
         server = EmbeddedPostgres(Path(tempfile.mkdtemp()), persistent=False)

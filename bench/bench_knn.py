@@ -32,7 +32,7 @@ import psycopg
 from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 
-from nftwatch.embedded import EmbeddedPostgres
+from nftwatch.localstack.embedded import EmbeddedPostgres
 from store import queries
 from store.db import make_engine, make_sessionmaker, upgrade
 

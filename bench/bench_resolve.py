@@ -17,9 +17,9 @@ import time
 
 from PIL import Image
 
-from nftvision.errors import NftVisionError
-from nftvision.resolve import FetchPolicy, Resolver, resolve_many
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
+from tokenmeta.errors import TokenMetaError
+from tokenmeta.resolve import FetchPolicy, Resolver, resolve_many
 
 
 def build(gateway: LocalIpfsGateway, n: int) -> str:
@@ -45,7 +45,7 @@ async def batched(policy: FetchPolicy, uris: list[str], concurrency: int) -> flo
         start = time.perf_counter()
         out = await resolve_many(resolver, [(u, None) for u in uris], concurrency)
         elapsed = time.perf_counter() - start
-    failed = [o for o in out if isinstance(o, NftVisionError)]
+    failed = [o for o in out if isinstance(o, TokenMetaError)]
     if failed:
         raise SystemExit(f"{len(failed)} tokens failed, e.g. {failed[0].code}: {failed[0]}")
     return elapsed

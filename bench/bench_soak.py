@@ -33,12 +33,12 @@ import psutil
 import redis
 from sqlalchemy import create_engine, text
 
-from nftvision.cid import CID, DAG_PB, decode_directory
-from nftwatch import chaintools
-from nftwatch.demo_art import generate_collection
-from nftwatch.embedded import Anvil, EmbeddedPostgres, free_port
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.demo.art import generate_collection
+from nftwatch.localstack import chaintools
+from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres, free_port
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import upgrade
+from tokenmeta.cid import CID, DAG_PB, decode_directory
 
 
 class IndexedGateway(LocalIpfsGateway):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from nftwatch.embedded import EmbeddedPostgres, EmbeddedRedis
+from nftwatch.localstack.embedded import EmbeddedPostgres, EmbeddedRedis
 from nftwatch.settings import Settings, mask_url
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from worker.config import WorkerConfig

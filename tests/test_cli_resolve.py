@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nftwatch.cli import cli
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 
 
 @pytest.fixture

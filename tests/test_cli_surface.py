@@ -35,12 +35,12 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine, make_url
 from web3 import Web3
 
-from nftvision.cid import raw_cid
-from nftwatch import chaintools
-from nftwatch.embedded import Anvil, free_port
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack import chaintools
+from nftwatch.localstack.embedded import Anvil, free_port
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import current_revision
 from store.models import ApiKey, Embedding, Outbox, Sale, Token, Transfer, Valuation
+from tokenmeta.cid import raw_cid
 
 NFTWATCH = str(Path(sys.executable).with_name("nftwatch"))
 TOKENS = 6  # per collection

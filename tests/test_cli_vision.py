@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from nftvision.extractors import get_extractor
-from nftvision.media import decode_media
 from nftwatch.cli import cli
 from store import queries
 from store.db import make_engine, make_sessionmaker
 from store.models import Media, Token
+from tokenmeta.media import decode_media
 
 CHAIN = 1
 A = "0x" + "a1" * 20

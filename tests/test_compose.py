@@ -19,7 +19,7 @@ import typer
 import yaml
 
 from nftwatch import cli as cli_mod
-from nftwatch.embedded import EmbeddedPostgres
+from nftwatch.localstack.embedded import EmbeddedPostgres
 from nftwatch.settings import ENV_VARS
 from store.db import upgrade
 

@@ -7,8 +7,8 @@ import pytest
 from eth_hash.auto import keccak
 
 from listeners import decode
-from nftwatch import chaintools as ct
-from nftwatch.embedded import Anvil
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 
 
 def _event_topics(abi: list[dict]) -> dict[str, str]:

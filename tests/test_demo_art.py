@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nftwatch import demo_art
-from nftwatch.demo_art import (
+from nftwatch.demo import art as demo_art
+from nftwatch.demo.art import (
     COLLECTIONS,
     STYLES,
     DemoToken,

@@ -22,7 +22,7 @@ from kombu import Connection
 from PIL import Image
 from sqlalchemy import func, select
 
-from nftwatch.embedded import SOCKET_PATH_MAX, EmbeddedRedis, redis_server_binary
+from nftwatch.localstack.embedded import SOCKET_PATH_MAX, EmbeddedRedis, redis_server_binary
 from nftwatch.runtime import describe_broker, embedded_redis
 from nftwatch.settings import Settings
 from store import queries
@@ -35,7 +35,7 @@ from worker.config import WorkerConfig
 JOINER = """
 import sys
 from pathlib import Path
-from nftwatch.embedded import EmbeddedRedis
+from nftwatch.localstack.embedded import EmbeddedRedis
 server = EmbeddedRedis(Path(sys.argv[1]))
 url = server.start()
 print(url, server.server_pid(), flush=True)

@@ -12,10 +12,10 @@ from rich.console import Console
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from nftwatch import chaintools
 from nftwatch.demo.run import CHAIN_ID, run_story
-from nftwatch.embedded import Anvil
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack import chaintools
+from nftwatch.localstack.embedded import Anvil
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from nftwatch.settings import Settings
 from store.models import Embedding, Listing, Media, Outbox, Sale, Token, Transfer, Valuation
 

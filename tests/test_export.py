@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from listeners.backfill import backfill
 from listeners.rpc import Rpc
-from nftwatch import chaintools as ct
 from nftwatch.cli import cli
-from nftwatch.commands.export import SALE_FIELDS, TRANSFER_FIELDS
-from nftwatch.embedded import Anvil
+from nftwatch.cli.export import SALE_FIELDS, TRANSFER_FIELDS
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 
 CHAIN = 31337
 ETH = 10**18

@@ -30,14 +30,14 @@ from sqlalchemy.orm import Session
 from web3 import Web3
 
 from nftvision.extractors import get_extractor
-from nftvision.media import decode_media
-from nftwatch import chaintools
 from nftwatch.demo import content, world
-from nftwatch.embedded import Anvil, EmbeddedPostgres, free_port
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack import chaintools
+from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres, free_port
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import upgrade
 from store.models import Block, Embedding, Media, Outbox, Token, Transfer
 from store.queries import as_floats
+from tokenmeta.media import decode_media
 
 EXTRACTOR = "gradient-v1"
 PER_COLLECTION = 4

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from nftvision.errors import BlockedAddress
-from nftvision.fetch.guard import GuardedTransport, is_blocked_ip, normalize_allow_hosts
+from tokenmeta.errors import BlockedAddress
+from tokenmeta.fetch.guard import GuardedTransport, is_blocked_ip, normalize_allow_hosts
 
 
 @pytest.mark.parametrize(

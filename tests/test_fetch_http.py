@@ -16,18 +16,18 @@ from fetch_servers import (
     status_with_retry_after,
 )
 
-from nftvision.errors import (
+from tokenmeta.errors import (
     BlockedAddress,
     FetchTimeout,
-    NftVisionError,
     NotFound,
     RateLimited,
     ResponseTooLarge,
+    TokenMetaError,
     TooManyRedirects,
     UpstreamUnavailable,
 )
-from nftvision.fetch import FetchResult, GuardedTransport, HttpFetcher, HttpLimits, make_client
-from nftvision.fetch.http import parse_retry_after
+from tokenmeta.fetch import FetchResult, GuardedTransport, HttpFetcher, HttpLimits, make_client
+from tokenmeta.fetch.http import parse_retry_after
 
 LIMITS = HttpLimits(connect_timeout=1.0, read_timeout=0.5, deadline=2.0, max_inline_retry_wait=0.3)
 
@@ -148,7 +148,7 @@ def test_404_is_permanent_and_refused_connection_is_retryable(origin: OriginServ
     dead = OriginServer().start()
     port = dead.port
     dead.stop()
-    with pytest.raises(NftVisionError) as refused:
+    with pytest.raises(TokenMetaError) as refused:
         fetch(f"http://127.0.0.1:{port}/x", {f"127.0.0.1:{port}"})
     assert isinstance(refused.value, UpstreamUnavailable | FetchTimeout)
 

@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from fetch_servers import OriginServer, static
 
-from nftvision.errors import RateLimited
-from nftvision.fetch import LocalRateLimiter, RedisRateLimiter
-from nftvision.fetch.ratelimit import HostRateLimiter
-from nftvision.resolve import FetchPolicy, Resolver
+from tokenmeta.errors import RateLimited
+from tokenmeta.fetch import LocalRateLimiter, RedisRateLimiter
+from tokenmeta.fetch.ratelimit import HostRateLimiter
+from tokenmeta.resolve import FetchPolicy, Resolver
 
 
 @pytest.fixture

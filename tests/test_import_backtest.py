@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from nftwatch.cli import cli
-from nftwatch.importer import CRYPTOPUNKS_ADDRESS
+from nftwatch.cli.importer import CRYPTOPUNKS_ADDRESS
 from store.db import make_engine, make_sessionmaker
 from store.models import Embedding, Media, Token
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nftvision.cid import CID, DAG_PB, decode_directory, parse_cid, raw_cid
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
+from tokenmeta.cid import CID, DAG_PB, decode_directory, parse_cid, raw_cid
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from listeners.backfill import backfill
 from listeners.follower import Follower
 from listeners.rpc import Rpc
-from nftwatch import chaintools as ct
-from nftwatch.embedded import Anvil
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 from store.models import Base
 
 CHAIN = 31337

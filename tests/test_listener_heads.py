@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from listeners.follower import Follower
 from listeners.heads import ws_url_for
 from listeners.rpc import Rpc
-from nftwatch import chaintools as ct
-from nftwatch.embedded import Anvil
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 
 CHAIN = 31337
 

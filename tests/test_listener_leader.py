@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from listeners.leader import Leader, lead_then_run
-from nftwatch import chaintools as ct
-from nftwatch.embedded import Anvil
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 
 CHAIN = 31337
 

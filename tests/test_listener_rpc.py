@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from listeners.backfill import backfill
 from listeners.errors import RangeTooLarge, RpcError, RpcTimeout, RpcUnavailable
 from listeners.rpc import Rpc, classify_rpc_error
-from nftwatch import chaintools as ct
-from nftwatch.embedded import Anvil
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 from store.models import Base
 
 CHAIN = 31337

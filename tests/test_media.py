@@ -6,8 +6,8 @@ import pytest
 from media_samples import animated_gif, encode, png, png_header_only
 from PIL import Image
 
-from nftvision.errors import ImageDecodeError, ImageTooLarge, UnsupportedMedia
-from nftvision.media import count_gif_frames, decode_media, sanitize_svg, sniff
+from tokenmeta.errors import ImageDecodeError, ImageTooLarge, UnsupportedMedia
+from tokenmeta.media import count_gif_frames, decode_media, sanitize_svg, sniff
 
 
 def test_png_decodes_with_alpha_and_hash() -> None:

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from nftvision.errors import InvalidJSON, InvalidShape
-from nftvision.metadata import attributes_of, choose_image, parse_metadata
+from tokenmeta.errors import InvalidJSON, InvalidShape
+from tokenmeta.metadata import attributes_of, choose_image, parse_metadata
 
 
 def test_utf8_with_and_without_bom() -> None:

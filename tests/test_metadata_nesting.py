@@ -14,8 +14,8 @@ def test_deep_nesting_is_invalid_json_even_with_a_raised_recursion_limit() -> No
         """
         import sys
         sys.setrecursionlimit(1_000_000)
-        from nftvision.errors import InvalidJSON
-        from nftvision.metadata import parse_metadata
+        from tokenmeta.errors import InvalidJSON
+        from tokenmeta.metadata import parse_metadata
         try:
             parse_metadata(b"[" * 100_000 + b"]" * 100_000)
         except InvalidJSON as exc:
@@ -28,7 +28,7 @@ def test_deep_nesting_is_invalid_json_even_with_a_raised_recursion_limit() -> No
 
 
 def test_brackets_inside_strings_do_not_count() -> None:
-    from nftvision.metadata import parse_metadata
+    from tokenmeta.metadata import parse_metadata
 
     doc = b'{"name": "' + b"[{" * 10_000 + b'", "attributes": [{"trait_type": "a", "value": 1}]}'
     assert parse_metadata(doc).data["attributes"][0]["value"] == 1

@@ -15,7 +15,6 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine
 
-from nftvision.errors import NftVisionError
 from nftwatch.observability.logs import setup_logging
 from nftwatch.observability.metrics import (
     ServiceCollector,
@@ -28,6 +27,7 @@ from store import queries
 from store.chain import set_checkpoint
 from store.db import make_sessionmaker
 from store.models import Block
+from tokenmeta.errors import TokenMetaError
 
 CHAIN = 1
 
@@ -129,7 +129,7 @@ def test_worker_metrics_count_latency_failures_by_class_and_embeddings() -> None
     assert 'nftwatch_task_seconds_count{task="nftwatch.embed_images"} 1.0' in text
     assert 'error_class="TimeoutError"' in text
 
-    class Coded(NftVisionError):
+    class Coded(TokenMetaError):
         code = "gateway_timeout"
 
     assert error_class(Coded("x")) == "gateway_timeout"

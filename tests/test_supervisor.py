@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nftwatch.supervisor import Supervisor
+from nftwatch.service.supervisor import Supervisor
 from store.db import sqlalchemy_url
 
 

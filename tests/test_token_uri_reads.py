@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nftwatch import chaintools as ct
-from nftwatch.embedded import Anvil
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
 from worker.contract_reads import MULTICALL3_ADDRESS, ContractReader, read_token_uris
 from worker.errors import BadTokenURIResult, TokenURIReverted
 

@@ -4,9 +4,9 @@ import base64
 
 import pytest
 
-from nftvision.cid import raw_cid
-from nftvision.errors import InvalidURI, NoTokenURI
-from nftvision.uri import clean, parse_token_uri, substitute_id
+from tokenmeta.cid import raw_cid
+from tokenmeta.errors import InvalidURI, NoTokenURI
+from tokenmeta.uri import clean, parse_token_uri, substitute_id
 
 V0 = "QmeSjSinHpPnmXmspMjwiXyN6zS4E9zccariGR3jxcaWtq"  # BAYC metadata folder
 V1 = "bafybeihpjhkeuiq3k6nqa3fkgeigeri7iebtrsuyuey5y6vy36n345xmbi"
@@ -141,7 +141,7 @@ def test_clean_strips_quotes_nuls_and_whitespace() -> None:
 
 
 def test_relative_references_join_the_metadata_location() -> None:
-    from nftvision.uri import join_relative
+    from tokenmeta.uri import join_relative
 
     ipfs = parse_token_uri(f"ipfs://{V1}/meta/7.json")
     assert join_relative(ipfs, "../img/7.png") == f"ipfs://{V1}/img/7.png"

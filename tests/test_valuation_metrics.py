@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from nftvision.valuation.linear import fit_logistic, fit_poisson, fit_ridge, sigmoid
-from nftvision.valuation.metrics import ape_summary, average_precision, brier_score, roc_auc
+from valuation.linear import fit_logistic, fit_poisson, fit_ridge, sigmoid
+from valuation.metrics import ape_summary, average_precision, brier_score, roc_auc
 
 
 def test_roc_auc_counts_correctly_ordered_pairs() -> None:

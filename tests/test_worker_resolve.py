@@ -23,10 +23,10 @@ from web3 import Web3
 
 from listeners.backfill import backfill
 from listeners.rpc import Rpc
-from nftwatch import chaintools as ct
 from nftwatch.cli import cli
-from nftwatch.embedded import Anvil
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack import chaintools as ct
+from nftwatch.localstack.embedded import Anvil
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from nftwatch.service import sweep_retries, sweep_stale
 from store.models import Collection, FetchFailure, Media, Outbox, Token
 from worker.app import RESOLVE_TASK

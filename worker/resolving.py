@@ -31,9 +31,9 @@ from worker.contract_reads import ContractReader, TokenURIReverted
 from worker.errors import WorkerError
 
 if TYPE_CHECKING:
-    from nftvision.errors import NftVisionError
-    from nftvision.fetch.ratelimit import HostRateLimiter
-    from nftvision.resolve import FetchPolicy, Resolution
+    from tokenmeta.errors import TokenMetaError
+    from tokenmeta.fetch.ratelimit import HostRateLimiter
+    from tokenmeta.resolve import FetchPolicy, Resolution
     from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def resolve_batch(
                 with session.begin_nested():  # one unstorable answer never sinks the batch
                     resolved += _record(session, ctx.config, key, raw, outcomes[tid], attempts, now)
             except DataError as exc:
-                from nftvision.errors import UnexpectedError
+                from tokenmeta.errors import UnexpectedError
 
                 error = UnexpectedError(f"could not store the result: {exc.orig}")
                 uri = raw if isinstance(raw, str) else None
@@ -160,7 +160,7 @@ def _record_standard(ctx: WorkerContext, chain_id: int, contract: str, standard:
 
 
 async def _fetch(cfg: WorkerConfig, items: list[tuple[str, int]]) -> list[Any]:
-    from nftvision.resolve import Resolver, resolve_many
+    from tokenmeta.resolve import Resolver, resolve_many
 
     limiter, close = rate_limiter(cfg)
     try:
@@ -172,7 +172,7 @@ async def _fetch(cfg: WorkerConfig, items: list[tuple[str, int]]) -> list[Any]:
 
 
 def fetch_policy(cfg: WorkerConfig) -> FetchPolicy:
-    from nftvision.resolve import FetchPolicy
+    from tokenmeta.resolve import FetchPolicy
 
     return FetchPolicy(
         gateways=cfg.ipfs_gateways,
@@ -187,7 +187,7 @@ def rate_limiter(cfg: WorkerConfig) -> tuple[HostRateLimiter | None, Any]:
     otherwise. None when no rates are configured."""
     if not cfg.rate_limits:
         return None, None
-    from nftvision.fetch.ratelimit import LocalRateLimiter, RedisRateLimiter
+    from tokenmeta.fetch.ratelimit import LocalRateLimiter, RedisRateLimiter
     from worker.app import redis_client_url
 
     client_url = redis_client_url(cfg.broker_url)  # the embedded broker's unix socket too
@@ -202,9 +202,9 @@ def rate_limiter(cfg: WorkerConfig) -> tuple[HostRateLimiter | None, Any]:
 
 
 def _is_vision_error(outcome: Any) -> bool:
-    from nftvision.errors import NftVisionError
+    from tokenmeta.errors import TokenMetaError
 
-    return isinstance(outcome, NftVisionError)
+    return isinstance(outcome, TokenMetaError)
 
 
 # ------------------------------------------------------------------ recording
@@ -276,7 +276,7 @@ def record_failure(
     key: TokenKey,
     stage: str,
     uri: str | None,
-    error: NftVisionError | WorkerError,
+    error: TokenMetaError | WorkerError,
     prior_attempts: int,
     now: dt.datetime,
 ) -> None:

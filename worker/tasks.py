@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-import nftvision.errors as vision_errors
+import tokenmeta.errors as fetch_errors
 import worker.errors as worker_errors
 from store import queries
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, app
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Only these are worth a task-level retry (the database restarting, a node or gateway down);
 # per-token failures are recorded on the token and retried by the sweep instead.
-RETRYABLE = (OperationalError, vision_errors.Retryable, worker_errors.Retryable)
+RETRYABLE = (OperationalError, fetch_errors.Retryable, worker_errors.Retryable)
 RETRY_POLICY: dict[str, Any] = {
     "autoretry_for": RETRYABLE,
     "retry_backoff": 2,
@@ -79,7 +79,7 @@ def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
     from itertools import islice
 
     from nftvision.extractors.base import chunks
-    from nftvision.media import decode_media
+    from tokenmeta.media import decode_media
 
     names = list(ctx.config.extractors)
     with ctx.factory() as session:

@@ -95,7 +95,7 @@ def embed_one(ctx: WorkerContext, sha: str, extractor: str) -> bool:
     """Embed one stored image with one extractor unless it already is; True if it stored one.
 
     The extractor is loaded once per process (``ctx.extractor``)."""
-    from nftvision.media import decode_media
+    from tokenmeta.media import decode_media
 
     with ctx.factory() as s:
         if not queries.missing_embeddings(s, extractor, [sha]):
@@ -158,7 +158,7 @@ def _tokens_stamp(s: Session, chain_id: int, contract: str, extractor: str) -> t
 
 
 def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
-    from nftvision.valuation.sales import SaleRecord
+    from valuation.sales import SaleRecord
 
     return [
         SaleRecord(
@@ -283,8 +283,8 @@ class ModelCache:
             self._entries.clear()
 
     def _refit(self, ctx: WorkerContext, key: tuple[int, str], extractor: str) -> None:
-        from nftvision.valuation.model import fit
-        from nftvision.valuation.thin import MIN_MODEL_SALES
+        from valuation.model import fit
+        from valuation.thin import MIN_MODEL_SALES
 
         chain_id, contract = key
         model, error = None, None
@@ -367,7 +367,7 @@ def _value(
     timer: _Timer,
     cache: ModelCache | None = None,
 ) -> int:
-    from nftvision.valuation.thin import Neighbour, value_thin_market
+    from valuation.thin import Neighbour, value_thin_market
 
     cache = cache or MODELS
     extractor = comparables_extractor(ctx)

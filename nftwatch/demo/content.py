@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from nftwatch.demo_art import DemoToken, cryptopunks, generate_collection
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.demo.art import DemoToken, cryptopunks, generate_collection
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 
 
 @dataclass(frozen=True)

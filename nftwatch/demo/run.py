@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from listeners.backfill import backfill
 from listeners.follower import Follower
 from listeners.rpc import Rpc
-from nftwatch import chaintools
 from nftwatch.demo import content, report, world
-from nftwatch.embedded import Anvil, EmbeddedPostgres, EmbeddedRedis
-from nftwatch.ipfs_gateway import LocalIpfsGateway
+from nftwatch.localstack import chaintools
+from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres, EmbeddedRedis
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from nftwatch.runtime import worker_env
+from nftwatch.service.supervisor import BULK_NICE, Supervisor
 from nftwatch.settings import Settings
-from nftwatch.supervisor import BULK_NICE, Supervisor
 from store import queries
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Embedding, Token

@@ -11,8 +11,8 @@ from typing import Any
 
 from web3 import Web3
 
-from nftwatch import chaintools
 from nftwatch.demo.content import DemoCollection
+from nftwatch.localstack import chaintools
 
 WEI = 10**18
 
