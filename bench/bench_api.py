@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from nftwatch.api.serve import ServeConfig  # noqa: E402
 from nftwatch.localstack.embedded import EmbeddedPostgres  # noqa: E402
-from store import queries  # noqa: E402
+from store import valuations  # noqa: E402
 from store.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from store.models import Sale, Token  # noqa: E402
 
@@ -59,11 +59,11 @@ def seed(url: str, tokens: int) -> None:
     import datetime as dt
 
     with make_sessionmaker(engine).begin() as s:
-        queries.upsert_collection(s, CHAIN, CONTRACT, name="Bench")
+        tokens.upsert_collection(s, CHAIN, CONTRACT, name="Bench")
         vectors = []
         for i in range(tokens):
             sha = hashlib.sha256(f"bench {i}".encode()).hexdigest()
-            queries.store_media(s, sha, "image/png", 1, 1, b"\x89PNG" + i.to_bytes(4, "big"))
+            vectors.store_media(s, sha, "image/png", 1, 1, b"\x89PNG" + i.to_bytes(4, "big"))
             s.add(
                 Token(
                     chain_id=CHAIN,
@@ -95,7 +95,7 @@ def seed(url: str, tokens: int) -> None:
                         marketplace="bench",
                     )
                 )
-            queries.store_valuation(
+            valuations.store_valuation(
                 s,
                 chain_id=CHAIN,
                 contract=CONTRACT,
@@ -109,8 +109,8 @@ def seed(url: str, tokens: int) -> None:
                 explanation={"method": "bench"},
                 inputs={},
             )
-        queries.store_embeddings(s, EXTRACTOR, "w", "p", vectors)
-    queries.ensure_vector_index(engine, EXTRACTOR, DIM)
+        vectors.store_embeddings(s, EXTRACTOR, "w", "p", vectors)
+    vectors.ensure_vector_index(engine, EXTRACTOR, DIM)
     engine.dispose()
 
 

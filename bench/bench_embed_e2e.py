@@ -32,8 +32,8 @@ from sqlalchemy import text
 from nftvision.datasets import load_cryptopunks
 from nftvision.errors import MissingWeights
 from nftwatch.localstack.embedded import EmbeddedPostgres
-from store import queries
 from store.db import make_engine, make_sessionmaker, upgrade
+from store.vectors import media_content, missing_embeddings, store_embeddings, store_media
 from tokenmeta.media import decode_media
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
@@ -94,7 +94,7 @@ def run(url: str, blobs: list[bytes], names: list[str], task_size: int, repeat: 
         for sha, b in zip(shas, blobs, strict=True):
             with Image.open(io.BytesIO(b)) as im:
                 w, h = im.size
-            queries.store_media(s, sha, "image/png", w, h, b)
+            store_media(s, sha, "image/png", w, h, b)
     decoded = [decode_media(b).image for b in blobs]
     print(f"{len(blobs)} images ({len(set(shas))} distinct), tasks of {task_size}")
     print(
@@ -122,11 +122,11 @@ def run(url: str, blobs: list[bytes], names: list[str], task_size: int, repeat: 
 
         def serial(n: str = name, m: Any = model) -> None:
             with factory() as s:
-                contents = queries.media_content(s, shas)
+                contents = media_content(s, shas)
             images = [decode_media(contents[h]).image for h in shas]
             vecs = m.embed(images)
             with factory.begin() as s:
-                queries.store_embeddings(
+                store_embeddings(
                     s,
                     n,
                     m.weights,
@@ -145,7 +145,7 @@ def run(url: str, blobs: list[bytes], names: list[str], task_size: int, repeat: 
         t_serial = best_of(serial, clear, repeat)
         t_worker = best_of(worker, clear, repeat)
         with factory() as s:
-            stored = len(shas) - len(queries.missing_embeddings(s, name, shas))
+            stored = len(shas) - len(missing_embeddings(s, name, shas))
         assert stored == len(set(shas)), f"{name}: stored {stored} of {len(set(shas))}"
         n = len(shas)
         print(

@@ -47,7 +47,7 @@ from nftwatch.localstack import chaintools
 from nftwatch.runtime import worker_env
 from nftwatch.service.supervisor import BULK_NICE, Supervisor
 from nftwatch.settings import Settings, load, mask_url
-from store import queries
+from store import tokens
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Outbox, Token, Valuation
 from worker.app import VALUE_TASK, configure, is_redis_url, prepare_broker, redis_client_url
@@ -189,7 +189,7 @@ def measure(args: argparse.Namespace, settings: Settings, broker: str | None, la
         market = chaintools.deploy(w3, "DemoMarket", w3.eth.accounts[0])
         with factory.begin() as s:
             for d in deployed:
-                queries.upsert_collection(s, CHAIN_ID, d.address, d.collection.name, d.standard)
+                tokens.upsert_collection(s, CHAIN_ID, d.address, d.collection.name, d.standard)
         world.mint_all(w3, deployed, holders, rng)
         world.trade(w3, deployed, market, holders, rng)
         punks = next(d for d in deployed if d.standard == "cryptopunks")

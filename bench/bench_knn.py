@@ -1,4 +1,4 @@
-"""pgvector kNN through ``store.queries.nearest``: HNSW build time, p50/p95 latency and recall@10
+"""pgvector kNN through ``store.vectors.nearest``: HNSW build time, p50/p95 latency and recall@10
 against exact search, across all collections and within one, at 100,000 vectors.
 
     python bench/bench_knn.py [--n 100000] [--dim 1280] [--collections 10] [--queries 200]
@@ -33,8 +33,8 @@ from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 
 from nftwatch.localstack.embedded import EmbeddedPostgres
-from store import queries
 from store.db import make_engine, make_sessionmaker, upgrade
+from store.vectors import ensure_vector_index, nearest
 
 CHAIN = 1
 BQ_BASE = 10**9  # token ids of the 4096-d set, apart from the first set's
@@ -122,7 +122,7 @@ def build(url: str, extractor: str, dim: int, m: int, ef_construction: int) -> f
     engine.dispose()
     engine = make_engine(url)
     start = time.perf_counter()
-    queries.ensure_vector_index(engine, extractor, dim, m=m, ef_construction=ef_construction)
+    ensure_vector_index(engine, extractor, dim, m=m, ef_construction=ef_construction)
     took = time.perf_counter() - start
     engine.dispose()
     return took
@@ -162,7 +162,7 @@ def measure(
             owner = contract(int(owners[q])) if within else None
             with factory.begin() as s:
                 start = time.perf_counter()
-                got = queries.nearest(
+                got = nearest(
                     s,
                     extractor=extractor,
                     dim=vecs.shape[1],

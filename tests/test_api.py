@@ -18,9 +18,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.api import create_app
-from store import queries
+from store import tokens, valuations
 from store.db import make_engine, make_sessionmaker
 from store.models import Listing, Outbox, Sale, Token, Transfer
+from store.vectors import ensure_vector_index, store_embeddings, store_media
 
 KEY = "desk-key-0123456789"
 CHAIN = 1
@@ -55,7 +56,7 @@ def sha(i: int) -> str:
 
 
 def add_token(session: Session, token_id: int, contract: str = CONTRACT, **extra: Any) -> None:
-    queries.store_media(session, sha(token_id), "image/png", 4, 4, PNG + bytes([token_id % 256]))
+    store_media(session, sha(token_id), "image/png", 4, 4, PNG + bytes([token_id % 256]))
     session.add(
         Token(
             chain_id=CHAIN,
@@ -92,7 +93,7 @@ def add_sale(session: Session, token_id: int, eth: float, at: dt.datetime, n: in
 
 
 def add_valuation(session: Session, token_id: int, price: float) -> int:
-    return queries.store_valuation(
+    return valuations.store_valuation(
         session,
         chain_id=CHAIN,
         contract=CONTRACT,
@@ -289,8 +290,8 @@ def test_similar_tokens_from_stored_halfvec_rows(
         for i in vecs:
             add_token(s, i, contract=OTHER if i == 9 else CONTRACT)
         add_token(s, 5)  # an image without a vector
-        queries.store_embeddings(s, EXTRACTOR, "w", "p", [(sha(i), v) for i, v in vecs.items()])
-    queries.ensure_vector_index(engine, EXTRACTOR, 8)
+        store_embeddings(s, EXTRACTOR, "w", "p", [(sha(i), v) for i, v in vecs.items()])
+    ensure_vector_index(engine, EXTRACTOR, 8)
     base = f"/v1/tokens/{CHAIN}/{CONTRACT}/1/similar"
     body = client.get(f"{base}?k=3&extractor={EXTRACTOR}").json()
     assert body["extractor"] == EXTRACTOR and body["dim"] == 8
@@ -308,7 +309,7 @@ def test_collection_stats(client: TestClient, factory: sessionmaker) -> None:
     end = dt.datetime(2024, 6, 30, tzinfo=dt.UTC)
     prices = [1.0, 2.0, 3.0, 4.0, 10.0]
     with factory.begin() as s:
-        queries.upsert_collection(s, CHAIN, CONTRACT, name="Things")
+        tokens.upsert_collection(s, CHAIN, CONTRACT, name="Things")
         for i in range(1, 4):
             add_token(s, i)
         for n, p in enumerate(prices):

@@ -23,9 +23,10 @@ from schemathesis import GenerationMode, checks
 from sqlalchemy import create_engine, text
 
 from nftwatch.api.params import EXAMPLE_CONTRACT
-from store import queries
+from store import tokens, valuations
 from store.db import make_engine, make_sessionmaker
 from store.models import Base, Listing, Sale, Token
+from store.vectors import ensure_vector_index, store_embeddings, store_media
 from tests.api_server import LiveApi, config, live_api
 
 KEY = "fuzz-key-0123456789abcdef"
@@ -53,10 +54,10 @@ def _seed(url: str) -> None:
     eng = make_engine(url)
     at = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
     with make_sessionmaker(eng).begin() as s:
-        queries.upsert_collection(s, CHAIN, EXAMPLE_CONTRACT, name="CryptoPunks")
+        tokens.upsert_collection(s, CHAIN, EXAMPLE_CONTRACT, name="CryptoPunks")
         for i, vec in ((TOKEN_ID, [1.0, 0, 0, 0, 0, 0, 0, 0]), (1, [1.0, 0.2, 0, 0, 0, 0, 0, 0])):
             sha = hashlib.sha256(f"punk {i}".encode()).hexdigest()
-            queries.store_media(s, sha, "image/png", 1, 1, b"\x89PNG\r\n\x1a\n" + bytes([i % 256]))
+            store_media(s, sha, "image/png", 1, 1, b"\x89PNG\r\n\x1a\n" + bytes([i % 256]))
             s.add(
                 Token(
                     chain_id=CHAIN,
@@ -69,7 +70,7 @@ def _seed(url: str) -> None:
                     image_sha256=sha,
                 )
             )
-            queries.store_embeddings(s, EXTRACTOR, "w", "p", [(sha, vec)])
+            store_embeddings(s, EXTRACTOR, "w", "p", [(sha, vec)])
         s.add(
             Sale(
                 chain_id=CHAIN,
@@ -101,7 +102,7 @@ def _seed(url: str) -> None:
                 account="0x" + "00" * 20,
             )
         )
-        queries.store_valuation(
+        valuations.store_valuation(
             s,
             chain_id=CHAIN,
             contract=EXAMPLE_CONTRACT,
@@ -115,7 +116,7 @@ def _seed(url: str) -> None:
             explanation={"method": "test"},
             inputs={},
         )
-    queries.ensure_vector_index(eng, EXTRACTOR, 8)
+    ensure_vector_index(eng, EXTRACTOR, 8)
     eng.dispose()
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from nftwatch.api.auth import key_hash
-from store import queries
+from store import keys
 from store.db import make_engine, make_sessionmaker
 from tests.api_server import config, live_api
 
@@ -22,7 +22,7 @@ def store_key(db_url: str, name: str) -> str:
     key = secrets.token_urlsafe(24)
     engine = make_engine(db_url)
     with make_sessionmaker(engine).begin() as s:
-        queries.add_api_key(s, name, key_hash(key).hex())
+        keys.add_api_key(s, name, key_hash(key).hex())
     engine.dispose()
     return key
 
@@ -30,7 +30,7 @@ def store_key(db_url: str, name: str) -> str:
 def revoke(db_url: str, name: str) -> None:
     engine = make_engine(db_url)
     with make_sessionmaker(engine).begin() as s:
-        assert queries.revoke_api_key(s, name)
+        assert keys.revoke_api_key(s, name)
     engine.dispose()
 
 

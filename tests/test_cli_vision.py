@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from nftvision.extractors import get_extractor
 from nftwatch.cli import cli
-from store import queries
+from store import tokens
 from store.db import make_engine, make_sessionmaker
 from store.models import Media, Token
+from store.vectors import store_embeddings
 from tokenmeta.media import decode_media
 
 CHAIN = 1
@@ -33,7 +34,7 @@ def store_groups(db_url: str, groups: dict[str, np.ndarray]) -> None:
     engine = make_engine(db_url)
     with make_sessionmaker(engine).begin() as s:
         for name, (address, vecs) in zip(("alpha", "beta"), groups.items(), strict=True):
-            queries.upsert_collection(s, CHAIN, address, name=name)
+            tokens.upsert_collection(s, CHAIN, address, name=name)
             rows = []
             for i, v in enumerate(vecs):
                 sha = hashlib.sha256(f"{address}:{i}".encode()).hexdigest()
@@ -43,7 +44,7 @@ def store_groups(db_url: str, groups: dict[str, np.ndarray]) -> None:
                     Token(chain_id=CHAIN, contract=address, token_id=Decimal(i), image_sha256=sha)
                 )
                 rows.append((sha, v.tolist()))
-            queries.store_embeddings(s, EXTRACTOR, "w", "p", rows)
+            store_embeddings(s, EXTRACTOR, "w", "p", rows)
     engine.dispose()
 
 

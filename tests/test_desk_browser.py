@@ -20,9 +20,10 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.api import create_app
-from store import queries
+from store import tokens, valuations
 from store.db import make_engine, make_sessionmaker
 from store.models import Listing, Sale, Token
+from store.vectors import store_media
 
 CHROMIUM = "/usr/bin/chromium"
 INSTALL = "apt-get update && apt-get install -y chromium"
@@ -62,7 +63,7 @@ def png(token_id: int) -> bytes:
 def add_token(session: Session, token_id: int) -> None:
     content = png(token_id)
     sha = f"{token_id:064x}"
-    queries.store_media(session, sha, "image/png", 24, 24, content)
+    store_media(session, sha, "image/png", 24, 24, content)
     session.add(
         Token(
             chain_id=CHAIN,
@@ -99,7 +100,7 @@ def add_sale(session: Session, token_id: int, at: dt.datetime, eth: float, n: in
 
 
 def add_valuation(session: Session, token_id: int, price: float, p_liquid: float) -> int:
-    return queries.store_valuation(
+    return valuations.store_valuation(
         session,
         chain_id=CHAIN,
         contract=CONTRACT,
@@ -190,7 +191,7 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
 
     executable = chromium()
     with factory.begin() as s:
-        queries.upsert_collection(s, CHAIN, CONTRACT, name="Punkish")
+        tokens.upsert_collection(s, CHAIN, CONTRACT, name="Punkish")
         for i in [1, *NEIGHBOURS, 8]:
             add_token(s, i)
         for n, (at, eth) in enumerate(SALES):

@@ -10,7 +10,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from store import queries
+from store import outbox
 from store.db import make_engine, make_sessionmaker
 from store.models import Outbox
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, configure
@@ -36,7 +36,7 @@ def celery_redis(db_url: str, redis_url: str, redis_prefix: str):
 def _fill_outbox(factory, tokens: int) -> None:
     with factory.begin() as s:
         for i in range(tokens):
-            queries.enqueue(
+            outbox.enqueue(
                 s,
                 "resolve",
                 "resolve",
@@ -49,15 +49,15 @@ def _fill_outbox(factory, tokens: int) -> None:
                 dedupe_key=f"resolve:1:aa:{i}",
             )
         # re-recording the same event adds nothing
-        queries.enqueue(
+        outbox.enqueue(
             s,
             "resolve",
             "resolve",
             {"chain_id": 1, "contract": "0x" + "aa" * 20, "token_id": "0", "block_number": 5},
             dedupe_key="resolve:1:aa:0",
         )
-        queries.enqueue(s, "embed", "embed", {"image_sha256": "ab" * 32}, dedupe_key="embed:ab")
-        queries.enqueue(
+        outbox.enqueue(s, "embed", "embed", {"image_sha256": "ab" * 32}, dedupe_key="embed:ab")
+        outbox.enqueue(
             s,
             "value",
             "urgent",
@@ -104,17 +104,17 @@ def test_a_failed_send_leaves_every_row_unsent(db_url: str, celery_redis) -> Non
     with pytest.raises(ConnectionError):
         dispatch_once(factory, flaky)
     with factory() as s:
-        assert queries.unsent_count(s) == 5
+        assert outbox.unsent_count(s) == 5
     # the retry re-sends everything; duplicates are harmless because tasks are idempotent
     assert dispatch_once(factory, real) == 5
     with factory() as s:
-        assert queries.unsent_count(s) == 0
+        assert outbox.unsent_count(s) == 0
     engine.dispose()
 
 
 def test_plan_groups_resolve_rows_by_contract_and_dedupes_ids() -> None:
     rows = [
-        queries.OutboxRow(
+        outbox.OutboxRow(
             i, "resolve", "resolve", {"chain_id": 1, "contract": c, "token_id": str(t)}
         )
         for i, (c, t) in enumerate([("0xa", 1), ("0xb", 1), ("0xa", 2), ("0xa", 1)])

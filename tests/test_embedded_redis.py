@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 from nftwatch.localstack.embedded import SOCKET_PATH_MAX, EmbeddedRedis, redis_server_binary
 from nftwatch.runtime import describe_broker, embedded_redis
 from nftwatch.settings import Settings
-from store import queries
 from store.db import make_engine, make_sessionmaker
 from store.models import Embedding
+from store.vectors import store_media
 from worker.app import EMBED_TASK, configure, redis_client_url
 from worker.config import WorkerConfig
 
@@ -118,7 +118,7 @@ def test_a_worker_process_joins_the_embedded_redis_and_runs_a_task(
     factory = make_sessionmaker(engine)
     sha = "ee" * 32
     with factory.begin() as s:
-        queries.store_media(s, sha, "image/png", 24, 24, png())
+        store_media(s, sha, "image/png", 24, 24, png())
 
     prefix = f"embedded-test-{uuid.uuid4().hex[:6]}:"
     # embedded defaults on the same data directory: no CELERY_BROKER_URL

@@ -36,7 +36,7 @@ from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres, free_port
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import upgrade
 from store.models import Block, Embedding, Media, Outbox, Token, Transfer
-from store.queries import as_floats
+from store.vectors import as_floats
 from tokenmeta.media import decode_media
 
 EXTRACTOR = "gradient-v1"

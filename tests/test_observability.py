@@ -23,7 +23,7 @@ from nftwatch.observability.metrics import (
     redis_queue_depths,
 )
 from nftwatch.observability.server import MetricsServer
-from store import queries
+from store import outbox
 from store.chain import set_checkpoint
 from store.db import make_sessionmaker
 from store.models import Block
@@ -94,7 +94,7 @@ def test_service_collector_reads_lag_events_backlog_and_queues(
             )
         set_checkpoint(s, f"follow:{CHAIN}", CHAIN, 11, f"0x{11:064x}")
         for i in range(3):
-            queries.enqueue(s, "resolve", "resolve", {"i": i}, dedupe_key=f"k{i}")
+            outbox.enqueue(s, "resolve", "resolve", {"i": i}, dedupe_key=f"k{i}")
     prefix = f"{redis_prefix}{uuid.uuid4().hex[:6]}:"
     client = redis.Redis.from_url(redis_url)
     client.rpush(f"{prefix}embed", "a", "b")

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.service import prune_sent, resend_unfinished
-from store import queries
+from store import outbox
 from store.models import Outbox
 
 NOW = dt.datetime(2030, 6, 1, tzinfo=dt.UTC)
@@ -21,7 +21,7 @@ def _embed_rows(factory: sessionmaker[Session], sent_days_ago: dict[str, float |
     """One embed message per key, for an image with no embedding yet (its work undone)."""
     with factory.begin() as s:
         for key, age in sent_days_ago.items():
-            queries.enqueue(s, "embed", "embed", {"image_sha256": key * 64}, dedupe_key=key)
+            outbox.enqueue(s, "embed", "embed", {"image_sha256": key * 64}, dedupe_key=key)
             if age is not None:
                 s.execute(
                     update(Outbox)

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
-from store import queries
 from store.db import make_engine, make_sessionmaker
 from store.models import Media, Token
+from store.vectors import ensure_vector_index, nearest, store_embeddings, vector_index_name
 
 CHAIN = 1
 A = "0x" + "a" * 40
@@ -54,9 +54,7 @@ def load(session: Session, vecs: np.ndarray, extractor: str) -> None:
                 image_sha256=sha(i),
             )
         )
-    queries.store_embeddings(
-        session, extractor, "w", "p", [(sha(i), v) for i, v in enumerate(vecs)]
-    )
+    store_embeddings(session, extractor, "w", "p", [(sha(i), v) for i, v in enumerate(vecs)])
 
 
 def exact(vecs: np.ndarray, q: int, k: int, members: np.ndarray) -> list[int]:
@@ -75,15 +73,15 @@ def test_nearest_matches_exact_search_within_and_across(
     factory = make_sessionmaker(engine)
     with factory.begin() as s:
         load(s, vecs, extractor)
-    assert queries.ensure_vector_index(engine, extractor, dim) is True
-    assert queries.ensure_vector_index(engine, extractor, dim) is False  # found in the catalogue
+    assert ensure_vector_index(engine, extractor, dim) is True
+    assert ensure_vector_index(engine, extractor, dim) is False  # found in the catalogue
     in_a = np.arange(n) % 2 == 0
     everyone = np.ones(n, dtype=bool)
     hits = total = 0
     for q in range(0, n, 24):
         for contract, members in ((None, everyone), (A, in_a)):
             with factory.begin() as s:
-                got = queries.nearest(
+                got = nearest(
                     s, extractor=extractor, dim=dim, image_sha256=sha(q), k=k, contract=contract
                 )
             assert len(got) == k
@@ -112,7 +110,7 @@ def test_nearest_runs_on_the_hnsw_index_and_an_unknown_image_has_no_neighbours(
     factory = make_sessionmaker(engine)
     with factory.begin() as s:
         load(s, clustered(40, dim, centres=2, seed=3, relu=dim > 4000), extractor)
-    queries.ensure_vector_index(engine, extractor, dim)
+    ensure_vector_index(engine, extractor, dim)
     plans: list[str] = []
     with factory.begin() as s:
         s.execute(text("SET LOCAL enable_seqscan = off"))
@@ -125,10 +123,10 @@ def test_nearest_runs_on_the_hnsw_index_and_an_unknown_image_has_no_neighbours(
             return run(stmt, params, **kw)
 
         s.execute = explain_then_run  # type: ignore[method-assign,assignment]
-        got = queries.nearest(s, extractor=extractor, dim=dim, image_sha256=sha(0), k=5)
+        got = nearest(s, extractor=extractor, dim=dim, image_sha256=sha(0), k=5)
         assert len(got) == 5
-        assert queries.nearest(s, extractor=extractor, dim=dim, image_sha256="0" * 64) == []
-    assert queries.vector_index_name(extractor) in plans[0]
+        assert nearest(s, extractor=extractor, dim=dim, image_sha256="0" * 64) == []
+    assert vector_index_name(extractor) in plans[0]
     engine.dispose()
 
 
@@ -152,7 +150,7 @@ def test_a_small_collection_beside_a_large_graph_still_gets_its_k_nearest(db_url
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE tokens, embeddings"))
-    queries.ensure_vector_index(engine, extractor, dim)
+    ensure_vector_index(engine, extractor, dim)
     statements: list[str] = []
     with factory.begin() as s:
         s.execute(text("SET LOCAL enable_seqscan = off"))  # the generic plan walks the graph
@@ -165,7 +163,7 @@ def test_a_small_collection_beside_a_large_graph_still_gets_its_k_nearest(db_url
             return run(stmt, params, **kw)
 
         s.execute = counting  # type: ignore[method-assign,assignment]
-        got = queries.nearest(
+        got = nearest(
             s, extractor=extractor, dim=dim, image_sha256=sha(0), k=k, contract=A, max_scan=1
         )
         assert s.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
@@ -181,8 +179,8 @@ def test_binary_quantised_search_uses_its_index(db_url: str) -> None:
     factory = make_sessionmaker(engine)
     with factory.begin() as s:
         load(s, clustered(40, dim, centres=2, seed=1, relu=True), extractor)
-    queries.ensure_vector_index(engine, extractor, dim)
-    name = queries.vector_index_name(extractor)
+    ensure_vector_index(engine, extractor, dim)
+    name = vector_index_name(extractor)
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(
@@ -210,12 +208,12 @@ def test_index_check_works_for_a_role_that_does_not_own_the_table(db_url: str) -
     app_url = make_url(db_url).set(username="knn_app", password=None)
     app = create_engine(app_url)
     try:
-        queries.ensure_vector_index(owner, "owned-v1", 8)
+        ensure_vector_index(owner, "owned-v1", 8)
         # the index exists: the app role finds it and never reaches CREATE INDEX
-        assert queries.ensure_vector_index(app, "owned-v1", 8) is False
+        assert ensure_vector_index(app, "owned-v1", 8) is False
         # a missing index is the owner's job: the app role's attempt fails loudly, not silently
         with pytest.raises(ProgrammingError):
-            queries.ensure_vector_index(app, "other-v1", 8)
+            ensure_vector_index(app, "other-v1", 8)
     finally:
         app.dispose()
         with owner.begin() as conn:
@@ -235,7 +233,7 @@ def test_store_embeddings_round_trips_half_floats_and_upserts(db_url: str) -> No
     first, second = rng.normal(size=(3, 48)), rng.normal(size=(3, 48)).astype(np.float32)
     with factory.begin() as s:
         load(s, first, "store-a-v1")
-        stored = queries.store_embeddings(
+        stored = store_embeddings(
             s,
             "store-b-v1",
             "wb",
@@ -244,7 +242,7 @@ def test_store_embeddings_round_trips_half_floats_and_upserts(db_url: str) -> No
         )
     assert stored == 2
     with factory.begin() as s:
-        queries.store_embeddings(s, "store-a-v1", "w2", "p2", [(sha(2), second[1])])
+        store_embeddings(s, "store-a-v1", "w2", "p2", [(sha(2), second[1])])
     with engine.connect() as conn:
         got = {
             (r.image_sha256, r.extractor): r

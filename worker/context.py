@@ -13,8 +13,8 @@ import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import queries
 from store.db import make_engine, make_sessionmaker
+from store.vectors import ensure_vector_index
 from worker.config import WorkerConfig
 
 
@@ -59,7 +59,7 @@ class WorkerContext:
 
     def ensure_index(self, name: str, dim: int) -> None:
         if name not in self._indexed:
-            queries.ensure_vector_index(self.engine, name, dim)
+            ensure_vector_index(self.engine, name, dim)
             self._indexed.add(name)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import queries
+from store import outbox
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ EMBED_BATCH = 32
 Sender = Callable[[str, dict[str, Any], str], None]
 
 
-def plan_messages(rows: list[queries.OutboxRow]) -> list[tuple[str, dict[str, Any], str]]:
+def plan_messages(rows: list[outbox.OutboxRow]) -> list[tuple[str, dict[str, Any], str]]:
     """Group outbox rows into task messages: resolve by (chain, contract) batches, embed by image
     batches, valuations one each. Pure."""
     messages: list[tuple[str, dict[str, Any], str]] = []
@@ -67,12 +67,12 @@ def plan_messages(rows: list[queries.OutboxRow]) -> list[tuple[str, dict[str, An
 def dispatch_once(factory: sessionmaker[Session], send: Sender, limit: int = 1000) -> int:
     """Send one batch of unsent rows; returns how many rows were marked sent."""
     with factory.begin() as session:
-        rows = queries.claim_unsent(session, limit)
+        rows = outbox.claim_unsent(session, limit)
         if not rows:
             return 0
         for name, kwargs, queue in plan_messages(rows):
             send(name, kwargs, queue)
-        queries.mark_sent(session, [r.id for r in rows])
+        outbox.mark_sent(session, [r.id for r in rows])
     return len(rows)
 
 

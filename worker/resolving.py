@@ -23,8 +23,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
-from store import queries
+from store import outbox
 from store.models import Collection, FetchFailure, Token
+from store.vectors import store_media
 from worker.backoff import next_retry
 from worker.config import WorkerConfig
 from worker.contract_reads import ContractReader, TokenURIReverted
@@ -240,10 +241,8 @@ def _record_success(
     chain_id, contract, token_id = key
     media = res.media
     if media is not None:
-        queries.store_media(
-            session, media.sha256, media.mime, media.width, media.height, media.data
-        )
-        queries.enqueue(
+        store_media(session, media.sha256, media.mime, media.width, media.height, media.data)
+        outbox.enqueue(
             session,
             "embed",
             "embed",

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 import tokenmeta.errors as fetch_errors
 import worker.errors as worker_errors
-from store import queries
+from store.vectors import media_content, missing_embeddings, store_embeddings
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, app
 from worker.context import WorkerContext, context_from
 from worker.resolving import resolve_batch
@@ -83,9 +83,9 @@ def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
 
     names = list(ctx.config.extractors)
     with ctx.factory() as session:
-        todo = {n: set(queries.missing_embeddings(session, n, image_sha256s)) for n in names}
+        todo = {n: set(missing_embeddings(session, n, image_sha256s)) for n in names}
         wanted = [s for s in dict.fromkeys(image_sha256s) if any(s in t for t in todo.values())]
-        contents = queries.media_content(session, wanted) if wanted else {}
+        contents = media_content(session, wanted) if wanted else {}
     shas = [s for s in wanted if s in contents]
     if not shas:
         return 0
@@ -114,8 +114,6 @@ def embed_batch(ctx: WorkerContext, image_sha256s: list[str]) -> int:
             ctx.ensure_index(n, models[n].dim)
     with ctx.factory.begin() as session:
         return sum(
-            queries.store_embeddings(
-                session, n, models[n].weights, models[n].preprocess_version, rows[n]
-            )
+            store_embeddings(session, n, models[n].weights, models[n].preprocess_version, rows[n])
             for n in names
         )

@@ -28,8 +28,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import queries
+from store import market, tokens, valuations
 from store.models import Embedding, Sale, Token
+from store.vectors import (
+    Neighbour,
+    as_floats,
+    media_content,
+    missing_embeddings,
+    nearest,
+    store_embeddings,
+)
 from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -76,13 +84,13 @@ def value_now(
     with timer.step("load_extractor"):  # once per process, ahead of any image that needs it
         ctx.extractor(extractor)
     with timer.step("read_token"), ctx.factory() as s:
-        row = queries.token(s, chain_id, contract, token_id)
+        row = tokens.token(s, chain_id, contract, token_id)
         needs_resolve = row is None or row.metadata_status != "ok"
     if needs_resolve:
         with timer.step("resolve"):
             resolve_batch(ctx, chain_id, contract, [token_id])
         with ctx.factory() as s:
-            row = queries.token(s, chain_id, contract, token_id)
+            row = tokens.token(s, chain_id, contract, token_id)
     sha = row.image_sha256 if row is not None else None
     traits = traits_of(row.attributes) if row is not None else {}
     if sha is not None:
@@ -98,9 +106,9 @@ def embed_one(ctx: WorkerContext, sha: str, extractor: str) -> bool:
     from tokenmeta.media import decode_media
 
     with ctx.factory() as s:
-        if not queries.missing_embeddings(s, extractor, [sha]):
+        if not missing_embeddings(s, extractor, [sha]):
             return False
-        content = queries.media_content(s, [sha]).get(sha)
+        content = media_content(s, [sha]).get(sha)
     if content is None:
         return False
     try:
@@ -112,9 +120,7 @@ def embed_one(ctx: WorkerContext, sha: str, extractor: str) -> bool:
     vector = model.embed([image], batch_size=1)[0]
     ctx.ensure_index(extractor, model.dim)
     with ctx.factory.begin() as s:
-        queries.store_embeddings(
-            s, extractor, model.weights, model.preprocess_version, [(sha, vector)]
-        )
+        store_embeddings(s, extractor, model.weights, model.preprocess_version, [(sha, vector)])
     return True
 
 
@@ -169,7 +175,7 @@ def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
             buyer=sale.buyer,
             tx_hash=sale.tx_hash,
         )
-        for sale in queries.collection_sales(s, chain_id, contract)
+        for sale in market.collection_sales(s, chain_id, contract)
         if sale.price_wei > 0
     ]
 
@@ -190,7 +196,7 @@ def _load_tokens(
     for tid, attrs, vec in rows:
         attributes[int(tid)] = traits_of(attrs)
         if vec is not None:
-            vectors[int(tid)] = queries.as_floats(vec)
+            vectors[int(tid)] = as_floats(vec)
     return attributes, vectors
 
 
@@ -334,7 +340,7 @@ MODELS = ModelCache()
 
 def _neighbours(
     ctx: WorkerContext, chain_id: int, contract: str, sha: str | None, extractor: str
-) -> list[queries.Neighbour]:
+) -> list[Neighbour]:
     if sha is None:
         return []
     with ctx.factory() as s, s.begin():
@@ -345,7 +351,7 @@ def _neighbours(
         )
         if not dim:
             return []
-        return queries.nearest(
+        return nearest(
             s,
             extractor=extractor,
             dim=dim,
@@ -434,7 +440,7 @@ def _value(
     }
     with timer.step("store"), ctx.factory.begin() as s:
         inputs["timings_ms"] = dict(timer.ms)
-        return queries.store_valuation(
+        return valuations.store_valuation(
             s,
             chain_id=chain_id,
             contract=contract,

@@ -46,7 +46,8 @@ from nftwatch.api.params import (
     unprocessable,
 )
 from nftwatch.api.ratelimit import Limiter, RateLimits
-from store import queries
+from store import outbox, tokens, valuations
+from store.vectors import nearest
 
 MAX_WAIT_S = 30.0
 POLL_INTERVAL_S = 0.25
@@ -65,7 +66,7 @@ def _not_found(message: str) -> HTTPException:
 
 
 def _stored_key_hashes(factory: sessionmaker[Session]) -> list[bytes]:
-    from store.queries import active_key_hashes
+    from store.keys import active_key_hashes
 
     with factory() as session:
         return [bytes.fromhex(h) for h in active_key_hashes(session)]
@@ -171,7 +172,7 @@ def create_app(
     )
     def get_token(ref: Token) -> dict[str, Any]:
         with factory() as session:
-            row = queries.token(session, ref.chain_id, ref.contract, ref.token_id)
+            row = tokens.token(session, ref.chain_id, ref.contract, ref.token_id)
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
             sales = reads.token_sales(session, ref.chain_id, ref.contract, ref.token_id)
@@ -185,7 +186,7 @@ def create_app(
     )
     def get_image(ref: Token) -> Response:
         with factory() as session:
-            row = queries.token(session, ref.chain_id, ref.contract, ref.token_id)
+            row = tokens.token(session, ref.chain_id, ref.contract, ref.token_id)
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
             sha = row.image_sha256
@@ -223,7 +224,7 @@ def create_app(
     ) -> dict[str, Any]:
         extractor = parse_extractor(extractor)
         with factory() as session:
-            row = queries.token(session, ref.chain_id, ref.contract, ref.token_id)
+            row = tokens.token(session, ref.chain_id, ref.contract, ref.token_id)
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
             if row.image_sha256 is None:
@@ -232,7 +233,7 @@ def create_app(
             if emb is None:
                 which = f"by {extractor}" if extractor else "yet"
                 raise _not_found(f"token {ref.path}'s image is not embedded {which}")
-            neighbours = queries.nearest(
+            neighbours = nearest(
                 session,
                 extractor=emb.extractor,
                 dim=emb.dim,
@@ -260,7 +261,7 @@ def create_app(
     )
     def get_valuation(ref: Token) -> dict[str, Any]:
         with factory() as session:
-            v = queries.latest_valuation(session, ref.chain_id, ref.contract, ref.token_id)
+            v = valuations.latest_valuation(session, ref.chain_id, ref.contract, ref.token_id)
             if v is None:
                 raise _not_found(f"token {ref.path} has not been valued; POST to request one")
             return views.valuation_body(v)
@@ -268,10 +269,10 @@ def create_app(
     def _request(ref: TokenRef) -> dt.datetime | None:
         """Queue a valuation of a token the store knows; None (nothing queued) otherwise."""
         with factory.begin() as session:
-            if not queries.token_exists(session, ref.chain_id, ref.contract, ref.token_id):
+            if not tokens.token_exists(session, ref.chain_id, ref.contract, ref.token_id):
                 return None
             requested_at = reads.database_now(session)
-            queries.enqueue(
+            outbox.enqueue(
                 session,
                 "value",
                 "urgent",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from nftwatch.api.params import BIGINT_MAX, INT_MAX
 from store.models import Listing, Token, Valuation
-from store.queries import owners_before
+from store.tokens import owners_before
 
 OFFERED = "offered"
 # at most this many re-valued tokens are looked at per poll, so a backfill that values

@@ -9,8 +9,8 @@ from typing import Any
 
 from nftwatch.api.listings import ListedToken
 from store.models import Sale, Token, Valuation
-from store.queries import Neighbour
 from store.token_delta import ZERO_ADDRESS
+from store.vectors import Neighbour
 
 WEI = Decimal(10**18)
 

@@ -87,7 +87,7 @@ def _create_vector_indexes(engine: Engine, extractors: tuple[str, ...]) -> None:
     """One HNSW index per configured extractor, created here because migrations run as the
     table owner (a least-privilege worker role may not create indexes)."""
     from nftvision.extractors import get_extractor
-    from store.queries import ensure_vector_index
+    from store.vectors import ensure_vector_index
 
     for name in extractors:
         # the width is the architecture's: build it without weights to read it
@@ -217,7 +217,7 @@ def backfill(
     from listeners.rpc import Rpc
     from nftwatch.cli.progress import ProgressReport
     from nftwatch.runtime import open_resources
-    from store import queries
+    from store import tokens
 
     s = _settings()
     if not s.rpc_url:
@@ -229,7 +229,7 @@ def backfill(
         chain_id = s.chain_id or rpc.chain_id()
         with res.factory.begin() as session:
             for address in addresses or []:
-                queries.upsert_collection(session, chain_id, address)
+                tokens.upsert_collection(session, chain_id, address)
         started = time.monotonic()
         with ProgressReport("blocks", to_block - from_block + 1) as bar:
 
@@ -277,7 +277,7 @@ def value(
     Example: nftwatch value 0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb 7804 --chain-id 1 --json
     """
     from nftwatch.runtime import open_resources
-    from store import queries
+    from store import valuations
     from worker.context import WorkerContext
     from worker.valuing import value_now
 
@@ -290,7 +290,7 @@ def value(
         )
         value_now(ctx, chain, address, tid, reason="cli")
         with res.factory() as session:
-            v = queries.latest_valuation(session, chain, address, tid)
+            v = valuations.latest_valuation(session, chain, address, tid)
         ctx.engine.dispose()
     if v is None:  # value_now stores one or raises; an assert would vanish under -O
         raise RuntimeError(f"no valuation was stored for {address} #{tid}")
@@ -505,7 +505,8 @@ def similarity(
     from nftvision.similarity import analyse, render_table
     from nftwatch.demo.report import vectors_by_collection
     from nftwatch.runtime import open_resources
-    from store import queries
+    from store import tokens
+    from store.vectors import grouped_vectors
 
     s = _settings()
     wanted = [_address_arg(a, "--collection") for a in collection or []]
@@ -513,7 +514,7 @@ def similarity(
     reports = []
     with open_resources(s) as res:
         with res.factory() as session:
-            known = {c.address: c.name or c.address for c in queries.collections(session)}
+            known = {c.address: c.name or c.address for c in tokens.collections(session)}
         names = {a: known.get(a, a) for a in (wanted or known)}
         if len(names) < 2 and group_by is None:
             raise ValueError("need at least two collections with stored vectors (or --group-by)")
@@ -522,7 +523,7 @@ def similarity(
                 groups = vectors_by_collection(res.factory, name, names)
             else:
                 with res.factory() as session:
-                    raw = queries.grouped_vectors(session, name, list(names), trait=group_by)
+                    raw = grouped_vectors(session, name, list(names), trait=group_by)
                 groups = {g: np.asarray(v, dtype=np.float32) for g, v in raw.items()}
             groups = {g: v[rng.permutation(len(v))[:sample]] for g, v in groups.items()}
             if len(groups) >= 2:
@@ -640,8 +641,8 @@ def _collection_traits(
 
     from nftwatch.cli.importer import CRYPTOPUNKS_ADDRESS
     from nftwatch.runtime import open_resources
-    from store import queries
     from store.models import Embedding, Token
+    from store.vectors import as_floats
     from valuation.traits import collection_traits
     from worker.valuing import PREFERRED_EXTRACTOR
 
@@ -657,7 +658,7 @@ def _collection_traits(
         ).all()
     # every accessory of a punk, not only its last one
     attributes = collection_traits({int(t): a for t, a, _ in rows})
-    vectors = {int(t): queries.as_floats(v) for t, _, v in rows if v is not None}
+    vectors = {int(t): as_floats(v) for t, _, v in rows if v is not None}
     if not attributes and address == CRYPTOPUNKS_ADDRESS:
         from nftvision.datasets import load_cryptopunks
 

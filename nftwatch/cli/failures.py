@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from nftwatch.cli import JsonFlag, _print_json, _settings, _token_args, cli
-from store import queries
+from store import outbox
 from store.models import FetchFailure, Token
 
 # A dead letter: resolving failed permanently or ran out of attempts, or the metadata resolved
@@ -97,7 +97,7 @@ def redrive(
             .where(Token.chain_id == chain, Token.contract == contract, Token.token_id == token_id)
             .values(metadata_status="pending", attempts=0, next_retry_at=None)
         )
-        queries.enqueue(
+        outbox.enqueue(
             session,
             "resolve",
             "resolve",

@@ -12,8 +12,9 @@ from decimal import Decimal
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import queries
+from store import tokens
 from store.models import Token
+from store.vectors import ensure_vector_index, store_embeddings, store_media
 
 CRYPTOPUNKS_ADDRESS = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb"
 MAINNET = 1
@@ -35,9 +36,9 @@ def import_cryptopunks(
     punks = load_cryptopunks()[: limit or None]
     models = [get_extractor(name, device=device) for name in extractors]
     with factory.begin() as s:
-        queries.upsert_collection(s, MAINNET, CRYPTOPUNKS_ADDRESS, "CryptoPunks", "cryptopunks")
+        tokens.upsert_collection(s, MAINNET, CRYPTOPUNKS_ADDRESS, "CryptoPunks", "cryptopunks")
     for model in models:
-        queries.ensure_vector_index(engine, model.name, model.dim)  # type: ignore[arg-type]
+        ensure_vector_index(engine, model.name, model.dim)  # type: ignore[arg-type]
     done = 0
     for start in range(0, len(punks), batch):
         chunk = punks[start : start + batch]
@@ -50,7 +51,7 @@ def import_cryptopunks(
         vectors = [m.embed([p.image for p in chunk]) for m in models]
         with factory.begin() as s:
             for p, png, sha in zip(chunk, pngs, shas, strict=True):
-                queries.store_media(s, sha, "image/png", p.image.width, p.image.height, png)
+                store_media(s, sha, "image/png", p.image.width, p.image.height, png)
             rows = [
                 {
                     "chain_id": MAINNET,
@@ -81,7 +82,7 @@ def import_cryptopunks(
                 )
             )
             for model, vecs in zip(models, vectors, strict=True):
-                queries.store_embeddings(
+                store_embeddings(
                     s,
                     model.name,
                     model.weights,

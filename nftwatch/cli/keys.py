@@ -23,13 +23,13 @@ def create(name: Annotated[str, typer.Argument(help="Who or what the key is for.
     from nftwatch.api.auth import key_hash
     from nftwatch.runtime import open_resources
     from nftwatch.settings import load
-    from store import queries
+    from store import keys
 
     key = secrets.token_urlsafe(32)
     with open_resources(load()) as res, res.factory.begin() as session:
-        if any(k.name == name for k in queries.api_keys(session)):
+        if any(k.name == name for k in keys.api_keys(session)):
             raise ValueError(f"a key named {name!r} exists already")
-        queries.add_api_key(session, name, key_hash(key).hex())
+        keys.add_api_key(session, name, key_hash(key).hex())
     typer.echo(key)
 
 
@@ -41,7 +41,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """
     from nftwatch.runtime import open_resources
     from nftwatch.settings import load
-    from store import queries
+    from store import keys
 
     with open_resources(load()) as res, res.factory() as session:
         rows = [
@@ -50,7 +50,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 "created_at": k.created_at.isoformat(),
                 "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
             }
-            for k in queries.api_keys(session)
+            for k in keys.api_keys(session)
         ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -70,9 +70,9 @@ def revoke(name: str) -> None:
     """
     from nftwatch.runtime import open_resources
     from nftwatch.settings import load
-    from store import queries
+    from store import keys
 
     with open_resources(load()) as res, res.factory.begin() as session:
-        if not queries.revoke_api_key(session, name):
+        if not keys.revoke_api_key(session, name):
             raise ValueError(f"no active key named {name!r}")
     typer.echo(f"revoked {name}")

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.demo.world import TradeStats
-from store import queries
+from store import valuations
 from store.models import Embedding, Listing, Sale, Token, Transfer
+from store.vectors import grouped_vectors
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
 from worker.valuing import value_now
@@ -26,7 +27,7 @@ def vectors_by_collection(
 ) -> dict[str, np.ndarray]:
     """Each named collection's stored vectors, keyed by its display name."""
     with factory() as s:
-        groups = queries.grouped_vectors(s, extractor, list(names))
+        groups = grouped_vectors(s, extractor, list(names))
     return {names[c]: np.asarray(v, dtype=np.float32) for c, v in groups.items() if v}
 
 
@@ -67,15 +68,15 @@ def build(
     heatmap = plot_heatmaps(reports, out_dir / "similarity.png") if reports else None
 
     ctx = WorkerContext(worker_config)
-    valuations = []
+    valued: list[dict[str, Any]] = []
     picks = [(c, t) for c, t, _ in listings] + _most_traded(factory, chain_id, collections)
     for contract, token_id in picks:
         value_now(ctx, chain_id, contract, token_id, reason="demo")
         with factory() as s:
-            v = queries.latest_valuation(s, chain_id, contract, token_id)
+            v = valuations.latest_valuation(s, chain_id, contract, token_id)
         if v is None:
             continue
-        valuations.append(
+        valued.append(
             {
                 "collection": collections[contract],
                 "contract": contract,
@@ -101,7 +102,7 @@ def build(
         "vectors": vectors,
         "similarity": [r.to_dict() for r in reports],
         "heatmap": str(heatmap) if heatmap else None,
-        "valuations": valuations,
+        "valuations": valued,
     }
 
 

@@ -29,7 +29,7 @@ from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from nftwatch.runtime import worker_env
 from nftwatch.service.supervisor import BULK_NICE, Supervisor
 from nftwatch.settings import Settings
-from store import queries
+from store import tokens, valuations
 from store.db import ensure_schema, make_engine, make_sessionmaker
 from store.models import Embedding, Token
 from worker.app import configure, prepare_broker
@@ -192,7 +192,7 @@ def run_story(
         market = chaintools.deploy(w3, "DemoMarket", w3.eth.accounts[0])
         with factory.begin() as s:
             for d in deployed:
-                queries.upsert_collection(s, CHAIN_ID, d.address, d.collection.name, d.standard)
+                tokens.upsert_collection(s, CHAIN_ID, d.address, d.collection.name, d.standard)
         minted = world.mint_all(w3, deployed, holders, rng)
         say(f"minted {minted} tokens; trading (sales and transfers)")
         stats = world.trade(w3, deployed, market, holders, rng)
@@ -387,7 +387,7 @@ def _listing_valuations(
         return sum(
             1
             for contract, token_id, _ in listings
-            if queries.latest_valuation(s, CHAIN_ID, contract, token_id) is not None
+            if valuations.latest_valuation(s, CHAIN_ID, contract, token_id) is not None
         )
 
 

@@ -26,7 +26,7 @@ from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths,
 from nftwatch.observability.server import MetricsServer
 from nftwatch.runtime import Resources, worker_env
 from nftwatch.service.supervisor import BULK_NICE, Supervisor
-from store import queries
+from store import outbox, tokens
 from store.models import Token
 from worker.app import configure, prepare_broker, redis_client_url
 from worker.dispatcher import celery_sender, run_dispatcher
@@ -47,7 +47,7 @@ def sweep_retries(factory: sessionmaker[Session], now: dt.datetime, limit: int =
         ).all()
         for chain_id, contract, token_id, retry_at in rows:
             # keyed by the retry time: attempts restart after a success, the time never repeats
-            queries.enqueue(
+            outbox.enqueue(
                 s,
                 "resolve",
                 "resolve",
@@ -84,7 +84,7 @@ def sweep_stale(
             .limit(limit)
         ).all()
         for chain_id, contract, token_id, resolved_at in rows:
-            queries.enqueue(
+            outbox.enqueue(
                 s,
                 "resolve",
                 "resolve",
@@ -232,7 +232,7 @@ def run_service(
     addresses = [a.lower() for a in s.collections] or None
     with res.factory.begin() as session:
         for address in addresses or []:
-            queries.upsert_collection(session, chain_id, address)
+            tokens.upsert_collection(session, chain_id, address)
     cfg = res.worker_config({chain_id: s.rpc_url})
     app = configure(cfg)
     prepare_broker(app)

@@ -1,5 +1,5 @@
-"""Reads and bulk writes for the worker, the CLI and the API (chain recording lives in
-``store.chain``). Every write is set-based and idempotent: a task that runs twice leaves one row."""
+"""Media bytes (stored once by content hash) and their vectors: writes, the per-extractor
+pgvector indexes and the kNN search behind comparables."""
 
 from __future__ import annotations
 
@@ -8,116 +8,17 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from store.chain import token_key_sql
 from store.models import (
-    ApiKey,
-    Collection,
     Embedding,
     Media,
-    Outbox,
-    Sale,
-    Token,
-    Valuation,
 )
-
-# ---------------------------------------------------------------- collections
-
-
-def upsert_collection(
-    session: Session, chain_id: int, address: str, name: str = "", standard: str = "erc721"
-) -> None:
-    stmt = insert(Collection).values(
-        chain_id=chain_id, address=address.lower(), name=name, standard=standard
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["chain_id", "address"],
-            set_={"name": stmt.excluded.name, "standard": stmt.excluded.standard},
-        )
-    )
-
-
-def collections(session: Session, chain_id: int | None = None) -> list[Collection]:
-    query = select(Collection).order_by(Collection.id)
-    if chain_id is not None:
-        query = query.where(Collection.chain_id == chain_id)
-    return list(session.scalars(query))
-
-
-# ---------------------------------------------------------------- outbox
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    task: str
-    queue: str
-    payload: dict[str, Any]
-
-
-def enqueue(
-    session: Session, task: str, queue: str, payload: dict[str, Any], dedupe_key: str
-) -> None:
-    """Add work to the outbox once per ``dedupe_key``; it is sent after this transaction commits."""
-    session.execute(
-        insert(Outbox)
-        .values(task=task, queue=queue, payload=payload, dedupe_key=dedupe_key)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
-
-
-def claim_unsent(session: Session, limit: int) -> list[OutboxRow]:
-    """Lock up to ``limit`` unsent rows, urgent first; other dispatchers skip them."""
-    rows = session.execute(
-        select(Outbox.id, Outbox.task, Outbox.queue, Outbox.payload)
-        .where(Outbox.sent_at.is_(None))
-        .order_by((Outbox.queue != "urgent"), Outbox.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    return [OutboxRow(r.id, r.task, r.queue, r.payload) for r in rows]
-
-
-def mark_sent(session: Session, ids: Sequence[int]) -> None:
-    if ids:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(ids))
-            .values(sent_at=func.now(), attempts=Outbox.attempts + 1)
-        )
-
-
-def unsent_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(Outbox.sent_at.is_(None))) or 0)
-
-
-# ---------------------------------------------------------------- tokens and media
-
-
-def token(session: Session, chain_id: int, contract: str, token_id: int) -> Token | None:
-    return session.get(Token, (chain_id, contract.lower(), Decimal(token_id)))
-
-
-def token_exists(session: Session, chain_id: int, contract: str, token_id: int) -> bool:
-    """Whether the store has recorded this token (one index probe, no row loaded)."""
-    found = session.execute(
-        select(Token.token_id)
-        .where(
-            Token.chain_id == chain_id,
-            Token.contract == contract.lower(),
-            Token.token_id == Decimal(token_id),
-        )
-        .limit(1)
-    ).first()
-    return found is not None
 
 
 def store_media(
@@ -138,9 +39,9 @@ def media_content(session: Session, sha256s: Sequence[str]) -> dict[str, bytes]:
     return {r.sha256: bytes(r.content) for r in rows}
 
 
-# ---------------------------------------------------------------- embeddings
-
 _SAFE_NAME = re.compile(r"[^a-z0-9]+")
+
+
 HALFVEC_MAX_DIM = 4000  # pgvector indexes halfvec up to this width
 
 
@@ -187,6 +88,8 @@ _STAGE_EMBEDDINGS = """
 CREATE TEMP TABLE IF NOT EXISTS _st_embeddings (
   n int, image_sha256 varchar(64) COLLATE "C", dim int, vec halfvec) ON COMMIT DELETE ROWS
 """
+
+
 _MERGE_EMBEDDINGS = """
 INSERT INTO embeddings (image_sha256, extractor, dim, vec, weights, preprocess)
 SELECT DISTINCT ON (image_sha256) image_sha256, %(extractor)s, dim, vec, %(weights)s,
@@ -398,78 +301,6 @@ def _search(
     return rows
 
 
-# (chain id, contract, token id, block number, log index): a position in a token's history
-EventPosition = tuple[int, str, int, int, int]
-
-_OWNERS_BEFORE = f"""
-SELECT p.i, x.to_address, x.standard
-FROM unnest(CAST(:chains AS bigint[]), CAST(:contracts AS text[]), CAST(:ids AS numeric[]),
-            CAST(:blocks AS bigint[]), CAST(:logs AS int[]))
-       WITH ORDINALITY AS p(chain_id, contract, token_id, block_number, log_index, i)
-CROSS JOIN LATERAL (
-  SELECT x.to_address, x.standard FROM transfers x
-  WHERE {token_key_sql("x")} = {token_key_sql("p")}
-    AND x.chain_id = p.chain_id AND x.contract = p.contract COLLATE "C"
-    AND x.token_id = p.token_id
-    AND (x.block_number, x.log_index) < (p.block_number, p.log_index)
-  ORDER BY x.block_number DESC, x.log_index DESC, x.batch_index DESC
-  LIMIT 1) x
-"""
-
-
-def owners_before(session: Session, positions: Sequence[EventPosition]) -> dict[EventPosition, str]:
-    """Who held each token just before each position: the recipient of its latest stored
-    transfer before it, in one statement for all of them (on the per-token transfer index).
-    Absent where no transfer precedes it, and for ERC-1155 tokens, which have no one owner."""
-    if not positions:
-        return {}
-    rows = session.execute(
-        text(_OWNERS_BEFORE),
-        {
-            "chains": [p[0] for p in positions],
-            "contracts": [p[1].lower() for p in positions],
-            "ids": [Decimal(p[2]) for p in positions],
-            "blocks": [p[3] for p in positions],
-            "logs": [p[4] for p in positions],
-        },
-    )
-    return {positions[r.i - 1]: r.to_address for r in rows if r.standard != "erc1155"}
-
-
-# ---------------------------------------------------------------- sales and valuations
-
-
-def collection_sales(
-    session: Session, chain_id: int, contract: str, before: dt.datetime | None = None
-) -> list[Sale]:
-    query = select(Sale).where(Sale.chain_id == chain_id, Sale.contract == contract.lower())
-    if before is not None:
-        query = query.where(Sale.block_time < before)
-    return list(session.scalars(query.order_by(Sale.block_time, Sale.log_index)))
-
-
-def store_valuation(session: Session, **values: Any) -> int:
-    valuation = Valuation(**values)
-    session.add(valuation)
-    session.flush()
-    return int(valuation.id)
-
-
-def latest_valuation(
-    session: Session, chain_id: int, contract: str, token_id: int
-) -> Valuation | None:
-    return session.scalars(
-        select(Valuation)
-        .where(
-            Valuation.chain_id == chain_id,
-            Valuation.contract == contract.lower(),
-            Valuation.token_id == Decimal(token_id),
-        )
-        .order_by(Valuation.valued_at.desc(), Valuation.id.desc())
-        .limit(1)
-    ).first()
-
-
 def as_floats(vec: Any) -> list[float]:
     """A stored vector as floats, whichever form the pgvector adapter hands back."""
     return [float(x) for x in (vec.to_list() if hasattr(vec, "to_list") else vec)]
@@ -502,27 +333,3 @@ def grouped_vectors(
     for grp, vec in session.execute(text(sql), params):
         groups.setdefault(str(grp), []).append(as_floats(vec))
     return groups
-
-
-# ---------------------------------------------------------------- API keys
-
-
-def add_api_key(session: Session, name: str, key_sha256: str) -> None:
-    session.add(ApiKey(name=name, key_sha256=key_sha256))
-
-
-def active_key_hashes(session: Session) -> list[str]:
-    return list(session.scalars(select(ApiKey.key_sha256).where(ApiKey.revoked_at.is_(None))))
-
-
-def api_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
-
-
-def revoke_api_key(session: Session, name: str) -> bool:
-    done = session.execute(
-        update(ApiKey)
-        .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=func.now())
-    )
-    return bool(done.rowcount)  # type: ignore[attr-defined]
