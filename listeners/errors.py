@@ -1,9 +1,11 @@
-"""The one exception root of ``listeners``.
+"""The one exception root of ``listeners``, and of every JSON-RPC read (the worker's contract
+reads go through :mod:`listeners.rpc` too).
 
 ListenerError
-├── Retryable              worth trying again, with backoff
+├── Retryable              worth trying again, with backoff; ``retry_after``: the node's
+│   │                      Retry-After in seconds when it sent one, the soonest to try again
 │   ├── RpcTimeout         connect/read timeout
-│   ├── RpcUnavailable     connection refused/reset, 5xx, 429 (``retry_after`` when told)
+│   ├── RpcUnavailable     connection refused/reset, 5xx, 429
 │   └── RangeTooLarge      the provider refused an eth_getLogs range; ``suggested`` holds
 │                          the (from, to) it said it would accept, when it said one
 └── Permanent              the same request gives the same answer

@@ -1,15 +1,17 @@
 """The one provider seam: a small JSON-RPC client over httpx.
 
-Everything the listener reads from a node goes through :class:`Rpc`, as raw JSON (hex strings),
-so decoding stays by hand and tests fake the network with a real HTTP server on loopback.
-Errors are classified into :mod:`listeners.errors`: timeouts, connection failures, 429 and 5xx
-and "range too large" answers are ``Retryable``; other JSON-RPC errors are ``Permanent``.
+Everything read from a node goes through :class:`Rpc` (the listeners' blocks and logs, the
+worker's contract reads), as raw JSON (hex strings), so decoding stays by hand and tests fake the
+network with a real HTTP server on loopback. Errors are classified into :mod:`listeners.errors`:
+timeouts, connection failures, 429 and 5xx (with the node's Retry-After) and "range too large"
+answers are ``Retryable``; other JSON-RPC errors are ``Permanent``.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,13 @@ _RANGE_MESSAGES = (
 _SUGGESTED = re.compile(r"\[\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*\]")
 # Alchemy: "up to a 2K block range" / "up to a 500 block range"
 _MAX_SPAN = re.compile(r"up to a (\d+)(K?) block range", re.IGNORECASE)
+
+BlockTag = int | str  # a block number, or a tag such as "latest"
+Call = tuple[str, list[Any]]  # (method, params)
+
+
+def block_tag(block: BlockTag) -> str:
+    return hex(block) if isinstance(block, int) else block
 
 
 @dataclass(slots=True)
@@ -70,15 +79,20 @@ def classify_rpc_error(error: dict[str, Any], *, from_block: int | None = None) 
 
 
 class Rpc:
-    """JSON-RPC over HTTP with batch support. Thread-safe (httpx.Client is)."""
+    """JSON-RPC over HTTP with batch support. Thread-safe (httpx.Client is). A ``client`` passed
+    in is shared: :meth:`close` leaves it open for its owner."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, client: httpx.Client | None = None):
         self.url = url
+        self.timeout = timeout
+        self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
         self._ids = itertools.count(1)
+        self.requests = 0  # HTTP requests sent, for tests and benchmarks
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     def __enter__(self) -> Rpc:
         return self
@@ -87,19 +101,17 @@ class Rpc:
         self.close()
 
     def _post(self, body: Any) -> Any:
+        self.requests += 1
         try:
-            resp = self._client.post(self.url, json=body)
+            resp = self._client.post(self.url, json=body, timeout=self.timeout)
         except httpx.TimeoutException as exc:
             raise RpcTimeout(f"{type(exc).__name__} calling {self.url}") from exc
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             raise RpcUnavailable(f"{type(exc).__name__} calling {self.url}: {exc}") from exc
         if resp.status_code == 429 or resp.status_code >= 500:
-            retry_after: float | None = None
-            ra = resp.headers.get("retry-after")
-            if ra and ra.strip().isdigit():
-                retry_after = float(ra)
             raise RpcUnavailable(
-                f"HTTP {resp.status_code} from {self.url}", retry_after=retry_after
+                f"HTTP {resp.status_code} from {self.url}",
+                retry_after=_retry_after(resp.headers.get("retry-after")),
             )
         try:
             payload = resp.json()
@@ -119,30 +131,42 @@ class Rpc:
             raise classify_rpc_error(payload["error"], from_block=from_block)
         return payload.get("result")
 
-    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Send ``calls`` as one JSON-RPC batch; results in the order of ``calls``."""
-        if not calls:
-            return []
-        first = next(self._ids)
-        body = [
-            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": p}
-            for i, (m, p) in enumerate(calls)
-        ]
-        self._ids = itertools.count(first + len(calls))
-        payload = self._post(body)
-        if isinstance(payload, dict) and "error" in payload:
-            raise classify_rpc_error(payload["error"])
-        if not isinstance(payload, list):
-            raise RpcError(f"unexpected batch answer: {str(payload)[:200]}")
-        by_id = {item.get("id"): item for item in payload}
+    def replies(
+        self, calls: Sequence[Call], *, batch_size: int | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Each call's raw reply object, in the order of ``calls``, sent as JSON-RPC batches of at
+        most ``batch_size`` calls (one batch when None); None where the node sent no reply.
+
+        A call's own ``error`` stays in its reply for the caller to read (a revert carries its
+        data there); a failed request, or a batch the node refused as a whole, raises."""
+        out: list[dict[str, Any] | None] = []
+        step = batch_size or max(1, len(calls))
+        for start in range(0, len(calls), step):
+            chunk = calls[start : start + step]
+            ids = [next(self._ids) for _ in chunk]
+            body = [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                for i, (m, p) in zip(ids, chunk, strict=True)
+            ]
+            payload = self._post(body)
+            if isinstance(payload, dict) and "error" in payload:
+                raise classify_rpc_error(payload["error"])
+            if not isinstance(payload, list):
+                raise RpcError(f"unexpected batch answer: {str(payload)[:200]}")
+            by_id = {item.get("id"): item for item in payload if isinstance(item, dict)}
+            out.extend(by_id.get(i) for i in ids)
+        return out
+
+    def batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Send ``calls`` as one JSON-RPC batch; results in the order of ``calls``. Any call's
+        error raises."""
         out: list[Any] = []
-        for i in range(len(calls)):
-            item = by_id.get(first + i)
-            if item is None:
-                raise RpcUnavailable(f"batch answer lacks id {first + i}")
-            if item.get("error") is not None:
-                raise classify_rpc_error(item["error"])
-            out.append(item.get("result"))
+        for (method, _), reply in zip(calls, self.replies(calls), strict=True):
+            if reply is None:
+                raise RpcUnavailable(f"batch answer lacks a reply to {method}")
+            if reply.get("error") is not None:
+                raise classify_rpc_error(reply["error"])
+            out.append(reply.get("result"))
         return out
 
     # ---- typed reads ----
@@ -153,9 +177,8 @@ class Rpc:
     def get_block_number(self) -> int:
         return int(self.call("eth_blockNumber", []), 16)
 
-    def get_block(self, number: int | str) -> BlockHeader | None:
-        tag = hex(number) if isinstance(number, int) else number
-        raw = self.call("eth_getBlockByNumber", [tag, False])
+    def get_block(self, number: BlockTag) -> BlockHeader | None:
+        raw = self.call("eth_getBlockByNumber", [block_tag(number), False])
         return _header(raw) if raw else None
 
     def get_blocks(self, numbers: list[int], *, batch_size: int = 200) -> dict[int, BlockHeader]:
@@ -185,9 +208,25 @@ class Rpc:
         result = self.call("eth_getLogs", [flt], from_block=from_block)
         return list(result or [])
 
-    def eth_call(self, to: str, data: str, block: int | str = "latest") -> str:
-        tag = hex(block) if isinstance(block, int) else block
-        return str(self.call("eth_call", [{"to": to, "data": data}, tag]))
+    def eth_call(self, to: str, data: str, block: BlockTag = "latest") -> str:
+        return str(self.call("eth_call", [{"to": to, "data": data}, block_tag(block)]))
+
+    def eth_calls(
+        self, calls: Sequence[tuple[str, str, BlockTag]], *, batch_size: int | None = None
+    ) -> list[dict[str, Any] | None]:
+        """``eth_call`` of each (to, data, block) in JSON-RPC batches: the raw replies of
+        :meth:`replies`, so one call's revert is that call's answer, not the batch's."""
+        return self.replies(
+            [("eth_call", [{"to": to, "data": data}, block_tag(b)]) for to, data, b in calls],
+            batch_size=batch_size,
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """The node's Retry-After in seconds, when it sent delta-seconds."""
+    if value and value.strip().isdigit():
+        return float(value)
+    return None
 
 
 def _header(raw: dict[str, Any]) -> BlockHeader:

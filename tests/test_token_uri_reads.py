@@ -1,17 +1,24 @@
 """tokenURI / uri reads on anvil with our contracts: ERC-165 standard detection, JSON-RPC batches,
-Multicall3 aggregate3 at its canonical address, reads at an event's block, reverts classified."""
+Multicall3 aggregate3 at its canonical address, reads at an event's block, reverts classified;
+and against a loopback node that refuses: the listeners' Retryable with its Retry-After."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
+from eth_abi import encode as abi_encode
+from fetch_servers import OriginServer, sequence, status_with_retry_after
 
+from listeners.errors import Retryable, RpcUnavailable
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
 from worker.contract_reads import MULTICALL3_ADDRESS, ContractReader, read_token_uris
-from worker.errors import BadTokenURIResult, TokenURIReverted
+from worker.errors import BadTokenURIResult, TokenURIReverted, TokenURIUnavailable, WorkerError
 
 # Multicall3's aggregate3 interface, written here and compiled with solc-js: the test puts its
 # runtime code at Multicall3's canonical address the way a chain with Multicall3 has it.
@@ -144,3 +151,66 @@ def test_a_contract_without_tokenuri_code(anvil: Anvil) -> None:
     empty = "0x" + "12" * 20  # no code: the call succeeds with no return data
     got = read_token_uris(anvil.url, empty, [1], multicall=False)
     assert isinstance(got[1], BadTokenURIResult)
+
+
+@pytest.fixture
+def node() -> Iterator[OriginServer]:
+    server = OriginServer().start()
+    yield server
+    server.stop()
+
+
+def test_a_refusing_node_raises_retryable_with_its_retry_after(node: OriginServer) -> None:
+    node.routes["/rate"] = status_with_retry_after(429, "7")
+    node.routes["/down"] = status_with_retry_after(503, "30")
+    node.routes["/bare"] = status_with_retry_after(502, None)
+    with pytest.raises(RpcUnavailable) as limited:
+        read_token_uris(node.url("/rate"), "0x" + "12" * 20, [1, 2], multicall=False)
+    assert isinstance(limited.value, Retryable) and not isinstance(limited.value, WorkerError)
+    assert limited.value.retry_after == 7.0
+    with ContractReader(node.url("/down")) as reader, pytest.raises(Retryable) as down:
+        reader.detect_standard("0x" + "12" * 20)  # the ERC-165 probes: the same seam
+    assert down.value.retry_after == 30.0
+    with pytest.raises(Retryable) as bare:
+        read_token_uris(node.url("/bare"), "0x" + "12" * 20, [1])  # asks for Multicall3 first
+    assert bare.value.retry_after is None
+    assert node.hits == {"/rate": 1, "/down": 1, "/bare": 1}
+
+
+def _json_rpc(answer: Any) -> Any:
+    """A route answering each JSON-RPC batch with ``answer(calls)``."""
+
+    def route(h: BaseHTTPRequestHandler) -> None:
+        calls = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
+        raw = json.dumps(answer(calls)).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(raw)))
+        h.end_headers()
+        h.wfile.write(raw)
+
+    return route
+
+
+def test_a_call_the_node_fails_is_read_again_at_the_head(node: OriginServer) -> None:
+    uri = "0x" + abi_encode(["string"], ["ipfs://bafyhead/1"]).hex()
+
+    def pruned(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # no state at the event's block (not an archive node), and no reply at all to token 2
+        missing = {"code": -32000, "message": "missing trie node"}
+        return [{"jsonrpc": "2.0", "id": calls[0]["id"], "error": missing}]
+
+    def head(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        assert all(c["params"][1] == "latest" for c in calls)
+        return [{"jsonrpc": "2.0", "id": c["id"], "result": uri} for c in calls]
+
+    node.routes["/"] = sequence(_json_rpc(pruned), _json_rpc(head))
+    with httpx.Client() as client:
+        with ContractReader(node.url("/"), multicall=False, client=client) as reader:
+            got = reader.token_uris("0x" + "12" * 20, [1, 2], blocks={1: 100, 2: 100})
+            assert reader.requests == 2
+        assert not client.is_closed  # a shared client stays its owner's
+    assert got == {1: "ipfs://bafyhead/1", 2: "ipfs://bafyhead/1"}
+    node.routes["/"] = _json_rpc(pruned)
+    at_head = read_token_uris(node.url("/"), "0x" + "12" * 20, [1], multicall=False)
+    assert isinstance(at_head[1], TokenURIUnavailable) and at_head[1].retryable

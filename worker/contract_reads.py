@@ -3,7 +3,9 @@
 Reads go through Multicall3's ``aggregate3`` when the node has it at its canonical address (one
 ``eth_call`` per chunk of tokens, each call allowed to fail on its own), and otherwise as a
 JSON-RPC batch of plain ``eth_call``s. ERC-165 tells an ERC-721 from an ERC-1155 when the
-collection's standard is not known.
+collection's standard is not known. Every request goes through :class:`listeners.rpc.Rpc`, so a
+node that fails one raises :mod:`listeners.errors` (``Retryable`` with the node's Retry-After);
+what each token's call came to is a string or a :mod:`worker.errors` outcome.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import httpx
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from worker.errors import BadTokenURIResult, RPCUnavailable, TokenURIReverted, WorkerError
+from listeners.rpc import BlockTag, Rpc, block_tag
+from worker.errors import BadTokenURIResult, TokenURIReverted, TokenURIUnavailable, WorkerError
 
 TOKEN_URI_SELECTOR = "0xc87b56dd"  # tokenURI(uint256), ERC-721
 URI_SELECTOR = "0x0e89341c"  # uri(uint256), ERC-1155
@@ -27,8 +30,6 @@ ERC1155_INTERFACE = "d9b67a26"
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
 AGGREGATE3_SELECTOR = "82ad56cb"  # aggregate3((address,bool,bytes)[])
 ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
-
-BlockTag = int | str
 
 
 def encode_call(selector: str, token_id: int) -> str:
@@ -63,8 +64,8 @@ def revert_reason(data: bytes) -> str:
     return f"custom error 0x{data[:4].hex()}" if data else "no reason"
 
 
-def _tag(block: BlockTag) -> str:
-    return hex(block) if isinstance(block, int) else block
+def _result(reply: Mapping[str, Any] | None) -> Any:
+    return reply.get("result") if reply is not None else None
 
 
 def _is_revert(error: Mapping[str, Any]) -> bool:
@@ -73,7 +74,8 @@ def _is_revert(error: Mapping[str, Any]) -> bool:
 
 class ContractReader:
     """Reads against one node. ``multicall``: True forces Multicall3, False never uses it, None
-    (default) uses it when the node has code at the canonical address."""
+    (default) uses it when the node has code at the canonical address. ``client``: a pooled
+    HTTP client to share (left open by :meth:`close`)."""
 
     def __init__(
         self,
@@ -84,66 +86,35 @@ class ContractReader:
         batch_size: int = 100,
         client: httpx.Client | None = None,
     ) -> None:
-        self.rpc_url = rpc_url
-        self.timeout = timeout
+        self.rpc = Rpc(rpc_url, timeout=timeout, client=client)
         self.batch_size = batch_size
         self._multicall = multicall
-        self._client = client
-        self.requests = 0  # HTTP requests sent, for tests and benchmarks
 
-    # ---------------------------------------------------------------- transport
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent, for tests and benchmarks."""
+        return self.rpc.requests
 
-    def _post(self, body: Any) -> Any:
-        self.requests += 1
-        try:
-            if self._client is not None:
-                response = self._client.post(self.rpc_url, json=body, timeout=self.timeout)
-            else:
-                response = httpx.post(self.rpc_url, json=body, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise RPCUnavailable(f"eth_call failed: {type(exc).__name__}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise RPCUnavailable(f"eth_call answered HTTP {response.status_code}")
-        try:
-            return response.json()
-        except ValueError:
-            raise RPCUnavailable("the node answered something that is not JSON") from None
+    def close(self) -> None:
+        self.rpc.close()
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
-        """JSON-RPC batch of (method, params); the replies in call order (chunked)."""
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(calls), self.batch_size):
-            chunk = calls[start : start + self.batch_size]
-            body = [
-                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                for i, (m, p) in enumerate(chunk)
-            ]
-            replies = self._post(body)
-            if not isinstance(replies, list):  # some nodes answer a batch error with one object
-                error = replies.get("error") if isinstance(replies, dict) else replies
-                raise RPCUnavailable(f"eth_call batch refused: {error}")
-            by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
-            out.extend(by_id.get(i, {"error": {"message": "no reply"}}) for i in range(len(chunk)))
-        return out
+    def __enter__(self) -> ContractReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ---------------------------------------------------------------- ERC-165
 
     def detect_standard(self, contract: str, block: BlockTag = "latest") -> str | None:
         """``"erc1155"`` or ``"erc721"`` by ERC-165, or None when the contract claims neither."""
         calls = [
-            (
-                "eth_call",
-                [
-                    {"to": contract, "data": SUPPORTS_INTERFACE_SELECTOR + iface.ljust(64, "0")},
-                    _tag(block),
-                ],
-            )
+            (contract, SUPPORTS_INTERFACE_SELECTOR + iface.ljust(64, "0"), block)
             for iface in (ERC1155_INTERFACE, ERC721_INTERFACE)
         ]
-        replies = self.batch(calls)
         answers = []
-        for reply in replies:
-            result = reply.get("result")
+        for reply in self.rpc.eth_calls(calls, batch_size=self.batch_size):
+            result = _result(reply)
             answers.append(isinstance(result, str) and len(result) >= 66 and int(result, 16) == 1)
         if answers[0]:
             return "erc1155"
@@ -161,8 +132,9 @@ class ContractReader:
     def has_multicall3(self, block: BlockTag = "latest") -> bool:
         if self._multicall is not None:
             return self._multicall
-        reply = self.batch([("eth_getCode", [MULTICALL3_ADDRESS, _tag(block)])])[0]
-        code = reply.get("result")
+        code = _result(
+            self.rpc.replies([("eth_getCode", [MULTICALL3_ADDRESS, block_tag(block)])])[0]
+        )
         self._multicall = isinstance(code, str) and len(code) > 2
         return self._multicall
 
@@ -178,10 +150,7 @@ class ContractReader:
             calls = [(target, True, bytes.fromhex(encode_call(selector, t)[2:])) for t in chunk]
             encoded = abi_encode(["(address,bool,bytes)[]"], [calls]).hex()
             data = "0x" + AGGREGATE3_SELECTOR + encoded
-            reply = self.batch(
-                [("eth_call", [{"to": MULTICALL3_ADDRESS, "data": data}, _tag(block)])]
-            )[0]
-            result = reply.get("result")
+            result = _result(self.rpc.eth_calls([(MULTICALL3_ADDRESS, data, block)])[0])
             if not isinstance(result, str) or len(result) <= 2:
                 return None
             try:
@@ -213,7 +182,7 @@ class ContractReader:
     ) -> dict[int, str | WorkerError]:
         """Each token's URI, or the classified error for that token. ``blocks`` gives a token's
         event block (read there, so a token burned since still resolves); others read at
-        ``block``. A node that is down raises :class:`RPCUnavailable` for the whole batch."""
+        ``block``. A node that fails a request raises :mod:`listeners.errors` for the batch."""
         selector = URI_SELECTOR if standard == "erc1155" else TOKEN_URI_SELECTOR
         groups: dict[BlockTag, list[int]] = defaultdict(list)
         for tid in dict.fromkeys(token_ids):
@@ -235,7 +204,7 @@ class ContractReader:
         stale = [
             (tid, "latest")
             for tid, tag in plain
-            if isinstance(out.get(tid), RPCUnavailable) and tag != "latest"
+            if isinstance(out.get(tid), TokenURIUnavailable) and tag != "latest"
         ]
         if stale:
             out.update(self._plain(contract, selector, stale))
@@ -244,14 +213,15 @@ class ContractReader:
     def _plain(
         self, contract: str, selector: str, reads: Sequence[tuple[int, BlockTag]]
     ) -> dict[int, str | WorkerError]:
-        replies = self.batch(
-            [
-                ("eth_call", [{"to": contract, "data": encode_call(selector, tid)}, _tag(tag)])
-                for tid, tag in reads
-            ]
+        replies = self.rpc.eth_calls(
+            [(contract, encode_call(selector, tid), tag) for tid, tag in reads],
+            batch_size=self.batch_size,
         )
         out: dict[int, str | WorkerError] = {}
         for (tid, _), reply in zip(reads, replies, strict=True):
+            if reply is None:
+                out[tid] = TokenURIUnavailable(f"tokenURI({tid}) failed: no reply")
+                continue
             if "result" in reply:
                 try:
                     out[tid] = decode_string(reply["result"])
@@ -267,7 +237,7 @@ class ContractReader:
                         message = revert_reason(bytes.fromhex(data[2:]))
                 out[tid] = TokenURIReverted(f"tokenURI({tid}) reverted: {message}")
             else:
-                out[tid] = RPCUnavailable(f"tokenURI({tid}) failed: {message}")
+                out[tid] = TokenURIUnavailable(f"tokenURI({tid}) failed: {message}")
         return out
 
 
@@ -283,5 +253,5 @@ def read_token_uris(
     multicall: bool | None = None,
 ) -> dict[int, str | WorkerError]:
     """One-shot :meth:`ContractReader.token_uris`."""
-    reader = ContractReader(rpc_url, timeout=timeout, multicall=multicall)
-    return reader.token_uris(contract, token_ids, standard=standard, block=block, blocks=blocks)
+    with ContractReader(rpc_url, timeout=timeout, multicall=multicall) as reader:
+        return reader.token_uris(contract, token_ids, standard=standard, block=block, blocks=blocks)

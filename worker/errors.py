@@ -1,8 +1,10 @@
-"""The exception root of ``worker``.
+"""What one token's tokenURI read came to, recorded on its row (never raised: a node that fails
+the whole request raises :mod:`listeners.errors`, whose ``Retryable`` the tasks retry).
 
 WorkerError
 ├── Retryable
-│   └── RPCUnavailable       the node timed out, refused or answered 5xx/429
+│   └── TokenURIUnavailable  the node failed that one call without a revert (no reply, or no
+│                            state at that block); the sweep reads it again
 └── Permanent
     ├── TokenURIReverted     tokenURI/uri reverted (burned or never minted)
     └── BadTokenURIResult    the call returned bytes that are not an ABI string
@@ -27,7 +29,7 @@ class Permanent(WorkerError):
     retryable = False
 
 
-class RPCUnavailable(Retryable):
+class TokenURIUnavailable(Retryable):
     pass
 
 
