@@ -153,6 +153,15 @@ def missing_embeddings(session: Session, extractor: str, sha256s: Sequence[str])
     return [s for s in sha256s if s not in have]
 
 
+def embedding_dim(session: Session, sha256: str, extractor: str) -> int | None:
+    """The width of an image's vector by ``extractor``; None when it has none."""
+    return session.scalar(
+        select(Embedding.dim).where(
+            Embedding.image_sha256 == sha256, Embedding.extractor == extractor
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Neighbour:
     chain_id: int
