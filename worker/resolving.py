@@ -1,12 +1,12 @@
 """The resolve task's work: read tokenURIs on chain, resolve them concurrently, record every
 outcome per token in one transaction.
 
-Outcomes on the ``tokens`` row: ``ok`` (metadata and image stored; a failed image keeps the
-metadata and records the image's error), ``retry`` (a Retryable error: ``next_retry_at`` by
-backoff with jitter, never before the server's Retry-After; the sweep re-queues it), ``failed``
-(a Permanent error, or a Retryable one after ``max_attempts``: a dead letter). ``attempts``
-counts consecutive failures and a success resets it, so a token refreshed many times still gets
-its full retry budget. Every failure also appends a ``fetch_failures`` row.
+Each outcome picks a transition of the token's metadata state machine (``store.tokens``): a
+resolution marks it resolved (a failed image keeps the metadata and records the image's error);
+a Retryable error marks it for retry at ``next_retry_at``, by backoff with jitter and never
+before the server's Retry-After; a Permanent error, or a Retryable one after ``max_attempts``,
+marks it failed, a dead letter. Attempts count consecutive failures and a success resets them,
+so a token refreshed many times still gets its full retry budget.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
-from store import outbox
-from store.models import Collection, FetchFailure, Token
+from store import outbox, tokens
+from store.tokens import TokenKey
 from store.vectors import store_media
 from worker.backoff import next_retry
 from worker.config import WorkerConfig
@@ -40,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KNOWN_STANDARDS = ("erc721", "erc1155", "cryptopunks")
-TokenKey = tuple[int, str, int]  # (chain id, lower-case contract, token id)
 
 # Whether each node has Multicall3, asked once per process (a node does not lose it).
 _multicall_on: dict[str, bool] = {}
@@ -78,7 +74,7 @@ def resolve_batch(
     now = dt.datetime.now(dt.UTC)
     resolved = 0
     with ctx.factory.begin() as session:
-        attempts = _attempts(session, chain_id, contract, token_ids)
+        attempts = tokens.claim(session, chain_id, contract, token_ids)
         for tid in token_ids:
             raw = uris[tid]
             key = (chain_id, contract, tid)
@@ -133,11 +129,7 @@ def scrub(value: Any) -> Any:
 
 def _standard(ctx: WorkerContext, reader: ContractReader, chain_id: int, contract: str) -> str:
     with ctx.factory() as session:
-        known = (
-            session.query(Collection.standard)
-            .filter(Collection.chain_id == chain_id, Collection.address == contract)
-            .scalar()
-        )
+        known = tokens.collection_standard(session, chain_id, contract)
     if known in KNOWN_STANDARDS:
         return str(known)
     detected = reader.detect_standard(contract)
@@ -148,13 +140,8 @@ def _standard(ctx: WorkerContext, reader: ContractReader, chain_id: int, contrac
 
 
 def _record_standard(ctx: WorkerContext, chain_id: int, contract: str, standard: str) -> None:
-    stmt = insert(Collection).values(chain_id=chain_id, address=contract, standard=standard)
     with ctx.factory.begin() as session:
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["chain_id", "address"], set_={"standard": standard}
-            )
-        )
+        tokens.record_standard(session, chain_id, contract, standard)
 
 
 # ------------------------------------------------------------------ fetching
@@ -211,34 +198,9 @@ def _is_vision_error(outcome: Any) -> bool:
 # ------------------------------------------------------------------ recording
 
 
-def _token_key(chain_id: int, contract: str, token_id: int) -> tuple[Any, ...]:
-    return (
-        Token.chain_id == chain_id,
-        Token.contract == contract,
-        Token.token_id == Decimal(token_id),
-    )
-
-
-def _attempts(
-    session: Session, chain_id: int, contract: str, token_ids: list[int]
-) -> dict[int, int]:
-    rows = session.execute(
-        Token.__table__.select()
-        .with_only_columns(Token.token_id, Token.attempts)
-        .where(
-            Token.chain_id == chain_id,
-            Token.contract == contract,
-            Token.token_id.in_([Decimal(t) for t in token_ids]),
-        )
-        .with_for_update()
-    ).all()
-    return {int(r.token_id): int(r.attempts or 0) for r in rows}
-
-
 def _record_success(
     session: Session, cfg: WorkerConfig, key: TokenKey, uri: str, res: Resolution
 ) -> None:
-    chain_id, contract, token_id = key
     media = res.media
     if media is not None:
         store_media(session, media.sha256, media.mime, media.width, media.height, media.data)
@@ -249,23 +211,14 @@ def _record_success(
             {"image_sha256": media.sha256},
             dedupe_key=f"embed:{media.sha256}:{','.join(cfg.extractors)}",
         )
-    session.execute(
-        update(Token)
-        .where(*_token_key(chain_id, contract, token_id))
-        .values(
-            token_uri=scrub(uri),
-            metadata_json=scrub(res.metadata),
-            attributes=scrub(res.attributes),
-            image_uri=scrub(res.image_uri),
-            image_sha256=media.sha256 if media is not None else None,
-            metadata_status="ok",
-            error_class=None,
-            error_message=None,
-            attempts=0,
-            next_retry_at=None,
-            resolved_at=func.now(),
-            updated_at=func.now(),
-        )
+    tokens.mark_resolved(
+        session,
+        key,
+        token_uri=scrub(uri),
+        metadata=scrub(res.metadata),
+        attributes=scrub(res.attributes),
+        image_uri=scrub(res.image_uri),
+        image_sha256=media.sha256 if media is not None else None,
     )
 
 
@@ -279,46 +232,21 @@ def record_failure(
     prior_attempts: int,
     now: dt.datetime,
 ) -> None:
-    """Classify one failure onto the token and append it to the failure log. ``stage="image"``
-    follows a success: the metadata stays, only a Retryable image error changes the status."""
-    chain_id, contract, token_id = key
+    """Mark one failure on the token: for retry while the error is Retryable and attempts are
+    left, failed otherwise. ``stage="image"`` follows a success: the metadata stays."""
     attempts = prior_attempts + 1
-    exhausted = not error.retryable or attempts >= cfg.max_attempts
-    retry_at = (
-        None
-        if exhausted
-        else next_retry(attempts, now=now, retry_after=getattr(error, "retry_after", None))
+    failure = tokens.Failure(
+        stage=stage,
+        uri=scrub(uri),
+        error_class=error.code,
+        message=scrub(str(error))[:2000],
+        retryable=error.retryable,
+        attempts=attempts,
     )
-    if stage == "image":
-        status = "ok" if exhausted else "retry"
+    if error.retryable and attempts < cfg.max_attempts:
+        retry_after = getattr(error, "retry_after", None)
+        at = next_retry(attempts, now=now, retry_after=retry_after)
+        tokens.mark_retry(session, key, failure, at)
     else:
-        status = "failed" if exhausted else "retry"
-    message, uri = scrub(str(error))[:2000], scrub(uri)
-    values: dict[str, Any] = {
-        "metadata_status": status,
-        "error_class": error.code,
-        "error_message": message,
-        "attempts": attempts,
-        "next_retry_at": retry_at,
-        "updated_at": func.now(),
-    }
-    if stage == "token_uri":
-        values["token_uri"] = None
-    elif stage == "metadata":
-        values["token_uri"] = uri
-    session.execute(update(Token).where(*_token_key(chain_id, contract, token_id)).values(values))
-    session.add(
-        FetchFailure(
-            chain_id=chain_id,
-            contract=contract,
-            token_id=Decimal(token_id),
-            stage=stage,
-            uri=uri,
-            retryable=error.retryable,
-            error_class=error.code,
-            message=message,
-            attempts=attempts,
-            exhausted=exhausted,
-        )
-    )
-    log.info("token %s/%s %s: %s %s", contract, token_id, stage, error.code, error)
+        tokens.mark_failed(session, key, failure)
+    log.info("token %s/%s %s: %s %s", key[1], key[2], stage, error.code, error)
