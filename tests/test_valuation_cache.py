@@ -151,3 +151,69 @@ def test_too_few_sales_fall_back_to_the_thin_market(db_url: str) -> None:
         row = s.scalars(select(Valuation)).one()
     assert row.price_eth == pytest.approx(2.0)
     context.engine.dispose()
+
+
+def test_a_repeated_trait_type_keeps_every_value_in_the_service_valuation(db_url: str) -> None:
+    """A punk has several accessories: the fit and the token's own traits keep all of them, the
+    same way the backtest reads them, so the token is valued by the fit."""
+    from worker.valuing import MODELS, value_now
+
+    contract = "0x" + "cd" * 20
+    context = WorkerContext(
+        WorkerConfig(database_url=db_url, broker_url="memory://", extractors=("gradient-v1",))
+    )
+
+    def accessories(token_id: int) -> list[dict[str, str]]:
+        # a gold chain on one token in eight, listed before the earring every token wears
+        own = [{"trait_type": "accessory", "value": "gold chain"}] if token_id % 8 == 0 else []
+        own.append({"trait_type": "accessory", "value": "earring"})
+        return [{"trait_type": "type", "value": TYPES[token_id % 4]}, *own]
+
+    rng = random.Random(7)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=300)
+    with context.factory.begin() as s:
+        for t in range(40):
+            s.add(
+                Token(
+                    chain_id=CHAIN,
+                    contract=contract,
+                    token_id=Decimal(t),
+                    metadata_status="ok",
+                    attributes=accessories(t),
+                )
+            )
+    with context.factory.begin() as s:
+        for n in range(240):
+            token = rng.randrange(40)
+            eth = (3.0 if token % 8 == 0 else 1.0) * rng.uniform(0.9, 1.1)
+            sale_at = start + dt.timedelta(days=n * 299 / 240)
+            s.add(
+                Sale(
+                    chain_id=CHAIN,
+                    block_number=n + 1,
+                    block_hash=f"0x{n + 1:064x}",
+                    tx_hash=f"0x{n + 1:064x}",
+                    log_index=0,
+                    block_time=sale_at,
+                    contract=contract,
+                    token_id=Decimal(token),
+                    seller="0x" + "11" * 20,
+                    buyer="0x" + "22" * 20,
+                    price_wei=Decimal(int(eth * 10**18)),
+                    marketplace="test",
+                )
+            )
+    try:
+        double = value_now(context, CHAIN, contract, 8, reason="test")
+        single = value_now(context, CHAIN, contract, 3, reason="test")
+        # both tokens' traits read as the fit read them: neither is "traits changed"
+        assert _inputs(context, double)["method"] == "fitted"
+        assert _inputs(context, single)["method"] == "fitted"
+        with context.factory() as s:
+            row = s.scalars(select(Valuation).where(Valuation.id == double)).one()
+        top = {(t["trait"], t["value"]) for t in row.explanation["rarity"]["top_traits"]}
+        assert ("accessory:gold chain", "gold chain") in top  # not lost to the last earring
+    finally:
+        MODELS.wait()
+        MODELS.clear()
+        context.engine.dispose()

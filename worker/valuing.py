@@ -25,20 +25,12 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store import market, tokens, valuations
-from store.models import Embedding, Sale, Token
-from store.vectors import (
-    Neighbour,
-    as_floats,
-    media_content,
-    missing_embeddings,
-    nearest,
-    store_embeddings,
-)
+from store.vectors import Neighbour, embedding_dim, nearest
 from worker.context import WorkerContext
+from worker.embedding import embed_stored
 
 log = logging.getLogger(__name__)
 
@@ -92,75 +84,25 @@ def value_now(
         with ctx.factory() as s:
             row = tokens.token(s, chain_id, contract, token_id)
     sha = row.image_sha256 if row is not None else None
-    traits = traits_of(row.attributes) if row is not None else {}
+    traits = token_traits(row.attributes) if row is not None else {}
     if sha is not None:
         with timer.step("embed"):
-            embed_one(ctx, sha, extractor)
+            embed_stored(ctx, [extractor], [sha])
     return _value(ctx, chain_id, contract, token_id, sha, traits, reason, timer)
 
 
-def embed_one(ctx: WorkerContext, sha: str, extractor: str) -> bool:
-    """Embed one stored image with one extractor unless it already is; True if it stored one.
+def token_traits(attrs: Any) -> dict[str, str]:
+    """One token's traits from its ``attributes``, every value of a repeated trait type kept.
 
-    The extractor is loaded once per process (``ctx.extractor``)."""
-    from tokenmeta.media import decode_media
+    Read alone, as ``collection_traits`` reads a collection of this one token: the fit's view of
+    the same attributes is read the same way to tell whether they changed since the fit (in the
+    fit, a type that another token repeats is keyed by value even where this one has it once)."""
+    from valuation.traits import collection_traits
 
-    with ctx.factory() as s:
-        if not missing_embeddings(s, extractor, [sha]):
-            return False
-        content = media_content(s, [sha]).get(sha)
-    if content is None:
-        return False
-    try:
-        image = decode_media(content).image
-    except Exception as exc:  # stored media decoded once already; value without a vector
-        log.warning("image %s no longer decodes: %s", sha, exc)
-        return False
-    model = ctx.extractor(extractor)
-    vector = model.embed([image], batch_size=1)[0]
-    ctx.ensure_index(extractor, model.dim)
-    with ctx.factory.begin() as s:
-        store_embeddings(s, extractor, model.weights, model.preprocess_version, [(sha, vector)])
-    return True
-
-
-def traits_of(attrs: Any) -> dict[str, str]:
-    """OpenSea-style ``[{"trait_type", "value"}]`` as a mapping; anything else is no traits."""
-    out: dict[str, str] = {}
-    if isinstance(attrs, list):
-        for a in attrs:
-            if isinstance(a, dict) and "trait_type" in a and a.get("value") is not None:
-                out[str(a["trait_type"])] = str(a["value"])
-    return out
+    return collection_traits({0: attrs})[0]
 
 
 # ------------------------------------------------------------------ reading the collection
-
-
-def _sales_stamp(s: Session, chain_id: int, contract: str) -> Stamp:
-    """A cheap fingerprint of the collection's sales: changes when one is added or rolled back."""
-    n, top, total = s.execute(
-        select(
-            func.count(),
-            func.coalesce(func.max(Sale.block_number), 0),
-            func.coalesce(func.sum(Sale.block_number), 0),
-        ).where(Sale.chain_id == chain_id, Sale.contract == contract)
-    ).one()
-    return int(n), int(top), int(total)
-
-
-def _tokens_stamp(s: Session, chain_id: int, contract: str, extractor: str) -> tuple[int, int]:
-    """How many of the collection's tokens have traits and how many a vector."""
-    resolved, embedded = s.execute(
-        select(func.count(Token.attributes), func.count(Embedding.image_sha256))
-        .select_from(Token)
-        .outerjoin(
-            Embedding,
-            (Embedding.image_sha256 == Token.image_sha256) & (Embedding.extractor == extractor),
-        )
-        .where(Token.chain_id == chain_id, Token.contract == contract)
-    ).one()
-    return int(resolved), int(embedded)
 
 
 def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
@@ -180,26 +122,6 @@ def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
     ]
 
 
-def _load_tokens(
-    s: Session, chain_id: int, contract: str, extractor: str
-) -> tuple[dict[int, dict[str, str]], dict[int, list[float]]]:
-    rows = s.execute(
-        select(Token.token_id, Token.attributes, Embedding.vec)
-        .outerjoin(
-            Embedding,
-            (Embedding.image_sha256 == Token.image_sha256) & (Embedding.extractor == extractor),
-        )
-        .where(Token.chain_id == chain_id, Token.contract == contract)
-    ).all()
-    attributes: dict[int, dict[str, str]] = {}
-    vectors: dict[int, list[float]] = {}
-    for tid, attrs, vec in rows:
-        attributes[int(tid)] = traits_of(attrs)
-        if vec is not None:
-            vectors[int(tid)] = as_floats(vec)
-    return attributes, vectors
-
-
 def _valuation_time(sales: list[Any]) -> dt.datetime:
     """Now, or just after the latest recorded sale when the chain's clock runs ahead of ours
     (a local node mines faster than a block a second): nothing after this time is used."""
@@ -216,7 +138,7 @@ class _Entry:
     """One collection's model in this process and the data it reflects."""
 
     model: Any = None  # FittedModel over ``sales``, or None (never fit, or too little history)
-    traits: dict[int, dict[str, str]] = field(default_factory=dict)  # as the fit saw them
+    attributes: dict[int, Any] = field(default_factory=dict)  # each token's, as the fit read them
     fit_stamp: tuple[Stamp, tuple[int, int]] | None = None  # (sales, tokens) the fit read
     sales_stamp: Stamp | None = None  # the sales ``sales`` holds
     sales: list[Any] = field(default_factory=list)
@@ -291,6 +213,7 @@ class ModelCache:
     def _refit(self, ctx: WorkerContext, key: tuple[int, str], extractor: str) -> None:
         from valuation.model import fit
         from valuation.thin import MIN_MODEL_SALES
+        from valuation.traits import collection_traits
 
         chain_id, contract = key
         model, error = None, None
@@ -298,15 +221,18 @@ class ModelCache:
         try:
             with ctx.factory() as s, s.begin():  # one snapshot for the stamps and the data
                 stamp = (
-                    _sales_stamp(s, chain_id, contract),
-                    _tokens_stamp(s, chain_id, contract, extractor),
+                    market.sales_stamp(s, chain_id, contract),
+                    tokens.coverage(s, chain_id, contract, extractor),
                 )
                 sales = _load_sales(s, chain_id, contract)
-                attributes, vectors = _load_tokens(s, chain_id, contract, extractor)
-            if len(sales) >= MIN_MODEL_SALES and attributes:
+                attributes, vectors = tokens.attributes_and_vectors(
+                    s, chain_id, contract, extractor
+                )
+            traits = collection_traits(attributes)  # every accessory of a punk, not its last
+            if len(sales) >= MIN_MODEL_SALES and traits:
                 try:
                     model = fit(
-                        sales, attributes, as_of=_valuation_time(sales), embeddings=vectors or None
+                        sales, traits, as_of=_valuation_time(sales), embeddings=vectors or None
                     )
                 except ValueError as exc:  # the model refuses too little usable history
                     error = str(exc)
@@ -324,7 +250,7 @@ class ModelCache:
             entry.fit_seconds = entry.fitted_at - began
             entry.fit_stamp = stamp
             if model is not None or entry.model is None:
-                entry.model, entry.traits = model, attributes
+                entry.model, entry.attributes = model, attributes
                 entry.sales, entry.sales_stamp = sales, stamp[0]
         if model is not None:
             log.info(
@@ -344,11 +270,7 @@ def _neighbours(
     if sha is None:
         return []
     with ctx.factory() as s, s.begin():
-        dim = s.scalar(
-            select(Embedding.dim).where(
-                Embedding.image_sha256 == sha, Embedding.extractor == extractor
-            )
-        )
+        dim = embedding_dim(s, sha, extractor)
         if not dim:
             return []
         return nearest(
@@ -378,8 +300,8 @@ def _value(
     cache = cache or MODELS
     extractor = comparables_extractor(ctx)
     with timer.step("stamps"), ctx.factory() as s:
-        sales_stamp = _sales_stamp(s, chain_id, contract)
-        tokens_stamp = _tokens_stamp(s, chain_id, contract, extractor)
+        sales_stamp = market.sales_stamp(s, chain_id, contract)
+        tokens_stamp = tokens.coverage(s, chain_id, contract, extractor)
     with timer.step("model"):
         entry = cache.current(ctx, chain_id, contract, extractor, sales_stamp, tokens_stamp)
     sales = entry.sales
@@ -394,7 +316,7 @@ def _value(
             method = f"thin: no fitted model ({entry.error or 'none yet'})"
         elif token_id not in model.space.index:
             method = "thin: token not in the fit"
-        elif entry.traits.get(token_id, {}) != traits:
+        elif token_traits(entry.attributes.get(token_id)) != traits:
             method = "thin: traits changed since the fit"
         else:
             valuation = model.value(token_id, at)
