@@ -8,8 +8,8 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
+import listeners.errors as chain_errors
 import tokenmeta.errors as fetch_errors
-import worker.errors as worker_errors
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, app
 from worker.context import WorkerContext, context_from
 from worker.embedding import embed_stored
@@ -17,8 +17,29 @@ from worker.resolving import resolve_batch
 
 # Only these are worth a task-level retry (the database restarting, a node or gateway down);
 # per-token failures are recorded on the token and retried by the sweep instead.
-RETRYABLE = (OperationalError, fetch_errors.Retryable, worker_errors.Retryable)
+RETRYABLE = (OperationalError, fetch_errors.Retryable, chain_errors.Retryable)
+
+
+def retry_countdown(backoff: float | None, exc: BaseException | None) -> float | None:
+    """The wait before a retry: the task's own backoff, but never less than what the node or
+    gateway asked for (``retry_after``, from a 429/503's Retry-After)."""
+    asked = getattr(exc, "retry_after", None)
+    if asked is None or backoff is None:
+        return backoff
+    return max(float(backoff), float(asked))
+
+
+class RetryAfterTask(Task):
+    """A task whose automatic retries honour the error's ``retry_after``."""
+
+    def retry(self, *args: Any, exc: BaseException | None = None, **kwargs: Any) -> Any:
+        if "countdown" in kwargs:
+            kwargs["countdown"] = retry_countdown(kwargs["countdown"], exc)
+        return super().retry(*args, exc=exc, **kwargs)
+
+
 RETRY_POLICY: dict[str, Any] = {
+    "base": RetryAfterTask,
     "autoretry_for": RETRYABLE,
     "retry_backoff": 2,
     "retry_backoff_max": 300,
