@@ -26,10 +26,9 @@ from fastapi import (
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from nftwatch.api import errors, listings, reads, schemas, streams, views
+from nftwatch.api import errors, listings, schemas, streams, views
 from nftwatch.api.auth import KeyChecker, key_hash, presented_key
 from nftwatch.api.errors import problems
 from nftwatch.api.headers import SecurityHeaders
@@ -46,7 +45,8 @@ from nftwatch.api.params import (
     unprocessable,
 )
 from nftwatch.api.ratelimit import Limiter, RateLimits
-from store import outbox, tokens, valuations
+from store import listings as store_listings
+from store import ops, outbox, tokens, valuations
 from store.vectors import nearest
 
 MAX_WAIT_S = 30.0
@@ -153,7 +153,7 @@ def create_app(
     def healthz() -> JSONResponse:
         try:
             with factory() as session:
-                session.execute(text("SELECT 1"))
+                ops.ping(session)
         except Exception as exc:  # any failure to reach the database means unhealthy
             return JSONResponse(
                 {"status": "degraded", "database": f"error: {type(exc).__name__}"},
@@ -175,7 +175,7 @@ def create_app(
             row = tokens.token(session, ref.chain_id, ref.contract, ref.token_id)
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
-            sales = reads.token_sales(session, ref.chain_id, ref.contract, ref.token_id)
+            sales = store_listings.token_sales(session, ref.chain_id, ref.contract, ref.token_id)
             return views.token_body(row, sales, f"/v1/tokens/{ref.path}/image")
 
     @v1.get(
@@ -190,7 +190,7 @@ def create_app(
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
             sha = row.image_sha256
-            found = reads.image(session, sha) if sha else None
+            found = store_listings.image(session, sha) if sha else None
         if found is None:
             raise _not_found(f"token {ref.path} has no stored image")
         content, mime = found
@@ -229,7 +229,7 @@ def create_app(
                 raise _not_found(f"token {ref.path} is not known")
             if row.image_sha256 is None:
                 raise _not_found(f"token {ref.path} has no image yet")
-            emb = reads.embedding_of(session, row.image_sha256, extractor)
+            emb = store_listings.embedding_of(session, row.image_sha256, extractor)
             if emb is None:
                 which = f"by {extractor}" if extractor else "yet"
                 raise _not_found(f"token {ref.path}'s image is not embedded {which}")
@@ -271,7 +271,7 @@ def create_app(
         with factory.begin() as session:
             if not tokens.token_exists(session, ref.chain_id, ref.contract, ref.token_id):
                 return None
-            requested_at = reads.database_now(session)
+            requested_at = ops.database_now(session)
             outbox.enqueue(
                 session,
                 "value",
@@ -288,7 +288,9 @@ def create_app(
 
     def _newer(ref: TokenRef, since: dt.datetime) -> dict[str, Any] | None:
         with factory() as session:
-            v = reads.valuation_since(session, ref.chain_id, ref.contract, ref.token_id, since)
+            v = store_listings.valuation_since(
+                session, ref.chain_id, ref.contract, ref.token_id, since
+            )
             return None if v is None else views.valuation_body(v)
 
     @v1.post(
@@ -362,7 +364,7 @@ def create_app(
     ) -> dict[str, Any]:
         as_of = parse_instant("as_of", as_of)
         with factory() as session:
-            stats = reads.collection_stats(session, ref.chain_id, ref.contract, as_of)
+            stats = store_listings.collection_stats(session, ref.chain_id, ref.contract, as_of)
         if stats is None:
             raise _not_found(f"nothing is known about {ref.chain_id}/{ref.contract}")
         return {"chain_id": ref.chain_id, "contract": ref.contract, **stats.to_dict()}
@@ -382,7 +384,7 @@ def create_app(
         address = None if contract is None else parse_contract(contract)
         with factory() as session, session.begin():
             cursor = listings.head(session)
-            rows = listings.recent(session, limit, chain_id, address)
+            rows = store_listings.recent(session, limit, chain_id, address)
         return {"listings": [views.listing_body(x) for x in rows], "cursor": cursor.encode()}
 
     def _changes(since: listings.Cursor) -> tuple[list[dict[str, Any]], listings.Cursor]:

@@ -1,0 +1,388 @@
+"""The market reads behind the API, the desk and the exports: on-chain listings (``kind =
+'offered'``) with each token's latest valuation, and the position that lets a stream hand out only
+what changed (new listings, and listings whose token was valued again); a token's sales and a
+collection's 30-day statistics; the API's reads of a token's image, its vector and a valuation
+newer than a request; and the transfers and sales of a block range, streamed for export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine, Row, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.orm import Session
+
+from store.models import Collection, Embedding, Listing, Media, Sale, Token, Valuation
+from store.ops import database_now
+from store.tokens import owners_before
+
+OFFERED = "offered"
+# at most this many re-valued tokens are looked at per poll, so a backfill that values
+# thousands of tokens moves the position in bounded steps instead of one huge query
+VALUATION_BATCH = 500
+# sale prices in these currencies are in wei of ETH; ERC-20 sales are left out of ETH statistics
+ETH_CURRENCIES = ("ETH", "WETH")
+STATS_WINDOW = dt.timedelta(days=30)
+
+TokenKey = tuple[int, str, int]
+
+
+class Position(NamedTuple):
+    """Where a reader of the listings stands: the last listing it saw (block, log index) and the
+    highest valuation id it saw."""
+
+    block_number: int = 0
+    log_index: int = -1
+    valuation_id: int = 0
+
+
+@dataclass(frozen=True)
+class ListedToken:
+    listing: Listing
+    valuation: Valuation | None
+    has_image: bool
+    name: str | None
+    # who held the token when it was offered (a PunkOffered names only the buyer it is
+    # reserved for); None where no earlier transfer of it is stored
+    seller: str | None = None
+
+    @property
+    def key(self) -> TokenKey:
+        return (self.listing.chain_id, self.listing.contract, int(self.listing.token_id))
+
+
+# ------------------------------------------------------------------ listings
+
+
+def head(session: Session) -> Position:
+    """The position just past everything stored now: changes from here are only what is new."""
+    last = session.execute(
+        select(Listing.block_number, Listing.log_index)
+        .where(Listing.kind == OFFERED)
+        .order_by(Listing.block_number.desc(), Listing.log_index.desc())
+        .limit(1)
+    ).first()
+    vid = session.scalar(select(func.max(Valuation.id))) or 0
+    if last is None:
+        return Position(0, -1, int(vid))
+    return Position(int(last.block_number), int(last.log_index), int(vid))
+
+
+def recent(
+    session: Session, limit: int, chain_id: int | None = None, contract: str | None = None
+) -> list[ListedToken]:
+    """The newest offers, newest first."""
+    query = select(Listing).where(Listing.kind == OFFERED)
+    if chain_id is not None:
+        query = query.where(Listing.chain_id == chain_id)
+    if contract is not None:
+        query = query.where(Listing.contract == contract)
+    rows = list(
+        session.scalars(
+            query.order_by(Listing.block_number.desc(), Listing.log_index.desc()).limit(limit)
+        )
+    )
+    return _with_valuations(session, rows)
+
+
+def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedToken], Position]:
+    """Listings newer than ``since`` (oldest first) and the latest listing of every token valued
+    after ``since.valuation_id``; with the position to ask from next time."""
+    new = list(
+        session.scalars(
+            select(Listing)
+            .where(
+                Listing.kind == OFFERED,
+                tuple_(Listing.block_number, Listing.log_index)
+                > tuple_(since.block_number, since.log_index),
+            )
+            .order_by(Listing.block_number, Listing.log_index)
+            .limit(limit)
+        )
+    )
+    block, log_index = since.block_number, since.log_index
+    if new:
+        block, log_index = new[-1].block_number, new[-1].log_index
+    revalued = session.execute(
+        select(Valuation.id, Valuation.chain_id, Valuation.contract, Valuation.token_id)
+        .where(Valuation.id > since.valuation_id)
+        .order_by(Valuation.id)
+        .limit(VALUATION_BATCH)
+    ).all()
+    vid = int(revalued[-1].id) if revalued else since.valuation_id
+    seen = {(x.chain_id, x.contract, int(x.token_id)) for x in new}
+    wanted = {(r.chain_id, r.contract, int(r.token_id)) for r in revalued} - seen
+    rows = new + [
+        x for x in _latest_listings(session, wanted) if _position(x) <= (block, log_index)
+    ]
+    return _with_valuations(session, rows), Position(block, log_index, vid)
+
+
+def _position(listing: Listing) -> tuple[int, int]:
+    return (listing.block_number, listing.log_index)
+
+
+def _token_filter(model: Any, keys: set[TokenKey]) -> Any:
+    return tuple_(model.chain_id, model.contract, model.token_id).in_(
+        [(c, a, Decimal(t)) for c, a, t in keys]
+    )
+
+
+def _latest_listings(session: Session, keys: set[TokenKey]) -> list[Listing]:
+    if not keys:
+        return []
+    return list(
+        session.scalars(
+            select(Listing)
+            .where(Listing.kind == OFFERED, _token_filter(Listing, keys))
+            .order_by(
+                Listing.chain_id,
+                Listing.contract,
+                Listing.token_id,
+                Listing.block_number.desc(),
+                Listing.log_index.desc(),
+            )
+            .ext(distinct_on(Listing.chain_id, Listing.contract, Listing.token_id))
+        )
+    )
+
+
+def _with_valuations(session: Session, rows: Iterable[Listing]) -> list[ListedToken]:
+    listings = list(rows)
+    keys = {(x.chain_id, x.contract, int(x.token_id)) for x in listings}
+    valuations: dict[TokenKey, Valuation] = {}
+    tokens: dict[TokenKey, tuple[bool, str | None]] = {}
+    if keys:
+        for v in session.scalars(
+            select(Valuation)
+            .where(_token_filter(Valuation, keys))
+            .order_by(
+                Valuation.chain_id,
+                Valuation.contract,
+                Valuation.token_id,
+                Valuation.valued_at.desc(),
+                Valuation.id.desc(),
+            )
+            .ext(distinct_on(Valuation.chain_id, Valuation.contract, Valuation.token_id))
+        ):
+            valuations[(v.chain_id, v.contract, int(v.token_id))] = v
+        for t in session.execute(
+            select(
+                Token.chain_id,
+                Token.contract,
+                Token.token_id,
+                Token.image_sha256,
+                Token.metadata_json,
+            ).where(_token_filter(Token, keys))
+        ):
+            meta = t.metadata_json if isinstance(t.metadata_json, dict) else {}
+            name = meta.get("name")
+            tokens[(t.chain_id, t.contract, int(t.token_id))] = (
+                t.image_sha256 is not None,
+                name if isinstance(name, str) else None,
+            )
+    positions = [
+        (x.chain_id, x.contract, int(x.token_id), x.block_number, x.log_index) for x in listings
+    ]
+    sellers = owners_before(session, positions)
+    out = []
+    for x, position in zip(listings, positions, strict=True):
+        key = (x.chain_id, x.contract, int(x.token_id))
+        has_image, name = tokens.get(key, (False, None))
+        out.append(ListedToken(x, valuations.get(key), has_image, name, sellers.get(position)))
+    return out
+
+
+# ------------------------------------------------------------------ sales and statistics
+
+
+def token_sales(session: Session, chain_id: int, contract: str, token_id: int) -> list[Sale]:
+    return list(
+        session.scalars(
+            select(Sale)
+            .where(
+                Sale.chain_id == chain_id,
+                Sale.contract == contract,
+                Sale.token_id == Decimal(token_id),
+            )
+            .order_by(Sale.block_time.desc(), Sale.log_index.desc())
+        )
+    )
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    name: str | None
+    token_count: int
+    sales_count: int
+    window_start: dt.datetime
+    window_end: dt.datetime
+    window_sales: int
+    median_eth: float | None
+    floor_eth: float | None
+    listings_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "token_count": self.token_count,
+            "sales_count": self.sales_count,
+            "window": {
+                "start": self.window_start.isoformat(),
+                "end": self.window_end.isoformat(),
+                "sales": self.window_sales,
+            },
+            "median_sale_eth_30d": self.median_eth,
+            "floor_proxy_eth_30d": self.floor_eth,
+            "listings_count": self.listings_count,
+        }
+
+
+_WINDOW_STATS = """
+SELECT count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY price_wei) AS median,
+       percentile_cont(0.1) WITHIN GROUP (ORDER BY price_wei) AS floor
+FROM sales
+WHERE chain_id = :chain_id AND contract = :contract AND price_wei > 0
+  AND currency = ANY(:currencies)
+  AND block_time > :start AND block_time <= :end
+"""
+
+
+def collection_stats(
+    session: Session, chain_id: int, contract: str, as_of: dt.datetime | None = None
+) -> CollectionStats | None:
+    """Counts, and the 30-day median and 10th-percentile sale (the floor proxy: a collection's
+    floor is what its cheapest tokens actually sold for, not what they were listed at). The
+    window ends at ``as_of`` or now; None when nothing at all is known about the contract."""
+    end = as_of or database_now(session)
+    start = end - STATS_WINDOW
+    name = session.scalar(
+        select(Collection.name).where(
+            Collection.chain_id == chain_id, Collection.address == contract
+        )
+    )
+    tokens = session.scalar(
+        select(func.count()).where(Token.chain_id == chain_id, Token.contract == contract)
+    )
+    sales = session.scalar(
+        select(func.count()).where(Sale.chain_id == chain_id, Sale.contract == contract)
+    )
+    listings = session.scalar(
+        select(func.count()).where(Listing.chain_id == chain_id, Listing.contract == contract)
+    )
+    window = session.execute(
+        text(_WINDOW_STATS),
+        {
+            "chain_id": chain_id,
+            "contract": contract,
+            "currencies": list(ETH_CURRENCIES),
+            "start": start,
+            "end": end,
+        },
+    ).one()
+    if name is None and not tokens and not sales and not listings:
+        return None
+    wei = 10**18
+    return CollectionStats(
+        name=name or None,
+        token_count=int(tokens or 0),
+        sales_count=int(sales or 0),
+        window_start=start,
+        window_end=end,
+        window_sales=int(window.n),
+        median_eth=None if window.median is None else float(window.median) / wei,
+        floor_eth=None if window.floor is None else float(window.floor) / wei,
+        listings_count=int(listings or 0),
+    )
+
+
+# ------------------------------------------------------ a token's image, vector, valuation
+
+
+def image(session: Session, sha256: str) -> tuple[bytes, str] | None:
+    row = session.execute(select(Media.content, Media.mime).where(Media.sha256 == sha256)).first()
+    return None if row is None else (bytes(row.content), row.mime)
+
+
+def embedding_of(session: Session, sha256: str, extractor: str | None) -> Embedding | None:
+    """The image's vector from ``extractor``, or from any extractor (the preferred one first)."""
+    query = select(Embedding).where(Embedding.image_sha256 == sha256)
+    if extractor is not None:
+        query = query.where(Embedding.extractor == extractor)
+    ordered = query.order_by((Embedding.extractor == "effnet-lite0-v1").desc(), Embedding.extractor)
+    return session.scalars(ordered.limit(1)).first()
+
+
+def valuation_since(
+    session: Session, chain_id: int, contract: str, token_id: int, since: dt.datetime
+) -> Valuation | None:
+    return session.scalars(
+        select(Valuation)
+        .where(
+            Valuation.chain_id == chain_id,
+            Valuation.contract == contract,
+            Valuation.token_id == Decimal(token_id),
+            Valuation.valued_at > since,
+        )
+        .order_by(Valuation.valued_at.desc(), Valuation.id.desc())
+        .limit(1)
+    ).first()
+
+
+# ------------------------------------------------------------------ exports
+
+_TRANSFERS = """
+SELECT chain_id, standard, contract, token_id::text, from_address, to_address, amount::text,
+       block_number, block_hash, tx_hash, log_index, batch_index, is_mint
+FROM transfers
+WHERE block_number BETWEEN :lo AND :hi {chain}
+ORDER BY chain_id, block_number, log_index, batch_index, tx_hash
+"""
+
+# A sale's standard and amount come from the NFT's transfer in the same transaction (a sale
+# without one, e.g. a Seaport fill of an unwatched transfer, falls back to erc721 / 1).
+_SALES = """
+SELECT s.chain_id,
+       coalesce(t.standard, CASE WHEN s.marketplace = 'cryptopunks' THEN 'cryptopunks'
+                                 ELSE 'erc721' END),
+       s.contract, s.token_id::text, s.seller, s.buyer, coalesce(t.amount, 1)::text,
+       s.block_number, s.block_hash, s.tx_hash, s.log_index, s.batch_index,
+       coalesce(t.is_mint, false), s.price_wei::text, s.currency, s.marketplace, s.inferred
+FROM sales s
+LEFT JOIN LATERAL (
+  SELECT x.standard, x.amount, x.is_mint FROM transfers x
+  WHERE x.chain_id = s.chain_id AND x.contract = s.contract AND x.token_id = s.token_id
+    AND x.block_number = s.block_number AND x.tx_hash = s.tx_hash
+  ORDER BY x.log_index, x.batch_index LIMIT 1) t ON true
+WHERE s.block_number BETWEEN :lo AND :hi {chain}
+ORDER BY s.chain_id, s.block_number, s.log_index, s.batch_index, s.tx_hash
+"""
+
+
+def stream_events(
+    engine: Engine,
+    kind: str,
+    from_block: int,
+    to_block: int,
+    chain_id: int | None,
+    batch: int = 5_000,
+) -> Iterator[Row[Any]]:
+    """The rows of ``kind`` ("transfers" | "sales") in ``[from_block, to_block]``, in chain order,
+    from a server-side cursor of ``batch`` rows (constant memory whatever the range). A transfer
+    row: chain id, standard, contract, token id, from, to, amount, block number and hash, tx
+    hash, log and batch index, is_mint; a sale row adds price_wei, currency, marketplace and
+    inferred (seller and buyer as from and to)."""
+    sql = _TRANSFERS if kind == "transfers" else _SALES
+    prefix = "" if kind == "transfers" else "s."
+    chain = f"AND {prefix}chain_id = :chain" if chain_id is not None else ""
+    params: dict[str, object] = {"lo": from_block, "hi": to_block, "chain": chain_id}
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(
+            text(sql.format(chain=chain)), params
+        )
+        yield from result
