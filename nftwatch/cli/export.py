@@ -19,7 +19,8 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy import Engine, text
 
-from nftwatch.cli import _settings, cli
+from nftwatch.cli.app import cli
+from nftwatch.cli.common import _settings
 
 export_cli = typer.Typer(help="Export chain events for analysis.", no_args_is_help=True)
 cli.add_typer(export_cli, name="export")

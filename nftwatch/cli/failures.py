@@ -14,7 +14,8 @@ import typer
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from nftwatch.cli import JsonFlag, _print_json, _settings, _token_args, cli
+from nftwatch.cli.app import cli
+from nftwatch.cli.common import JsonFlag, _print_json, _settings, _token_args
 from store import outbox
 from store.models import FetchFailure, Token
 

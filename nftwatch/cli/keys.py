@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nftwatch.cli import cli
+from nftwatch.cli.app import cli
 
 keys_cli = typer.Typer(help="API keys for the HTTP API (stored hashed).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")

@@ -1,0 +1,116 @@
+"""``nftwatch embed`` and ``nftwatch similarity``: image vectors, of local files and of
+stored collections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nftwatch.cli.app import cli
+from nftwatch.cli.common import JsonFlag, _address_arg, _print_json, _settings
+
+
+@cli.command()
+def embed(
+    paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Embed local image files with the given extractors.
+
+    Example: nftwatch embed punk-1.png punk-2.png --extractor gradient-v1 --json
+    """
+    from nftvision.extractors import get_extractor
+    from tokenmeta.media import decode_media
+
+    s = _settings()
+    images = [decode_media(p.read_bytes()).image for p in paths]
+    embedded = []
+    for name in extractor or list(s.extractors):
+        model = get_extractor(
+            name, device=s.device if s.device != "auto" else "cpu", weights_dir=s.weights_dir
+        )
+        vectors: list[list[float]] = [v.tolist() for v in model.embed(images)]
+        embedded.append((name, model, vectors))
+    if as_json:
+        _print_json(
+            {
+                name: {
+                    "dim": model.dim,
+                    "weights": model.weights,
+                    "preprocess": model.preprocess_version,
+                    "vectors": {str(p): v for p, v in zip(paths, vectors, strict=True)},
+                }
+                for name, model, vectors in embedded
+            }
+        )
+        return
+    for name, model, vectors in embedded:
+        typer.echo(f"{name} ({model.dim}-d, weights {model.weights}):")
+        for p, v in zip(paths, vectors, strict=True):
+            head = ", ".join(f"{x:+.3f}" for x in v[:6])
+            typer.echo(f"  {p}: [{head}, ...]")
+
+
+@cli.command()
+def similarity(
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Contract address, repeatable.")
+    ] = None,
+    extractor: Annotated[list[str] | None, typer.Option(help="Repeatable.")] = None,
+    sample: Annotated[int, typer.Option(min=2, help="At most this many per group.")] = 500,
+    center: Annotated[
+        bool, typer.Option(help="Mean-centre vectors (CNN features are all positive).")
+    ] = True,
+    group_by: Annotated[
+        str | None,
+        typer.Option(help="Group by this trait's values instead of by collection (e.g. type)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the heatmaps to this PNG.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The blog's analysis on stored vectors: within vs across collections (or trait groups),
+    per extractor.
+
+    Example: nftwatch similarity --collection 0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb
+    --group-by type --plot punks.png
+    """
+    import numpy as np
+
+    from nftvision.heatmap import plot_heatmaps
+    from nftvision.similarity import analyse, render_table
+    from nftwatch.demo.report import vectors_by_collection
+    from nftwatch.runtime import open_resources
+    from store import tokens
+    from store.vectors import grouped_vectors
+
+    s = _settings()
+    wanted = [_address_arg(a, "--collection") for a in collection or []]
+    rng = np.random.default_rng(0)
+    reports = []
+    with open_resources(s) as res:
+        with res.factory() as session:
+            known = {c.address: c.name or c.address for c in tokens.collections(session)}
+        names = {a: known.get(a, a) for a in (wanted or known)}
+        if len(names) < 2 and group_by is None:
+            raise ValueError("need at least two collections with stored vectors (or --group-by)")
+        for name in extractor or list(s.extractors):
+            if group_by is None:
+                groups = vectors_by_collection(res.factory, name, names)
+            else:
+                with res.factory() as session:
+                    raw = grouped_vectors(session, name, list(names), trait=group_by)
+                groups = {g: np.asarray(v, dtype=np.float32) for g, v in raw.items()}
+            groups = {g: v[rng.permutation(len(v))[:sample]] for g, v in groups.items()}
+            if len(groups) >= 2:
+                reports.append(analyse(groups, center=center, label=name))
+    if plot and reports:
+        plot_heatmaps(reports, plot)
+    if as_json:
+        _print_json([r.to_dict() for r in reports])
+    else:
+        typer.echo(render_table(reports))
+        if plot:
+            typer.echo(f"heatmaps written to {plot}")
