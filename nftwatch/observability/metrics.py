@@ -17,10 +17,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.models import Block, Checkpoint, Outbox, Sale, Transfer
+from store import ops, outbox
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,7 @@ def redis_queue_depths(
 def sql_queue_depths(session: Session) -> dict[str, int]:
     """Visible messages per queue of kombu's SQLAlchemy transport; empty before it made its
     tables."""
-    rows = session.execute(
-        text(
-            "SELECT q.name, count(m.id) FROM kombu_queue q "
-            "LEFT JOIN kombu_message m ON m.queue_id = q.id AND m.visible GROUP BY q.name"
-        )
-    ).all()
-    return {str(name): int(n) for name, n in rows}
+    return ops.kombu_queue_depths(session)
 
 
 @dataclass(eq=False)  # registries keep collectors in sets
@@ -78,20 +71,7 @@ class ServiceCollector(Collector):
     def _chain(self) -> Iterator[Any]:
         try:
             with self.factory() as s:
-                cp = s.execute(
-                    select(Checkpoint.block_number).where(
-                        Checkpoint.name == f"follow:{self.chain_id}"
-                    )
-                ).scalar()
-                cp_time = (
-                    s.scalar(
-                        select(Block.timestamp).where(
-                            Block.chain_id == self.chain_id, Block.number == cp
-                        )
-                    )
-                    if cp is not None
-                    else None
-                )
+                cp, cp_time = ops.follow_position(s, self.chain_id)
                 events = self._count_events(s, cp)
         except Exception:
             self._fail("database")
@@ -129,25 +109,14 @@ class ServiceCollector(Collector):
                 self._counted_to = cp  # count from the first scrape on: a rate, not a census
                 return self._events
             if cp > self._counted_to:
-                lo, hi = self._counted_to, cp
-                for table in (Transfer, Sale):
-                    self._events += int(
-                        s.scalar(
-                            select(func.count()).where(
-                                table.chain_id == self.chain_id,
-                                table.block_number > lo,
-                                table.block_number <= hi,
-                            )
-                        )
-                        or 0
-                    )
+                self._events += ops.events_between(s, self.chain_id, self._counted_to, cp)
                 self._counted_to = cp
             return self._events
 
     def _outbox(self) -> Iterator[Any]:
         try:
             with self.factory() as s:
-                backlog = s.scalar(select(func.count()).where(Outbox.sent_at.is_(None))) or 0
+                backlog = outbox.unsent_count(s)
         except Exception:
             self._fail("outbox")
             return
