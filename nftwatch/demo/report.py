@@ -10,12 +10,10 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.demo.world import TradeStats
-from store import valuations
-from store.models import Embedding, Listing, Sale, Token, Transfer
+from store import ops, valuations
 from store.vectors import grouped_vectors
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
@@ -46,20 +44,7 @@ def build(
     from nftvision.similarity import analyse
 
     with factory() as s:
-        counts = {
-            "transfers": s.scalar(select(func.count()).select_from(Transfer)),
-            "mints": s.scalar(select(func.count()).where(Transfer.is_mint)),
-            "sales": s.scalar(select(func.count()).select_from(Sale)),
-            "listings": s.scalar(select(func.count()).select_from(Listing)),
-        }
-        status = dict(
-            s.execute(
-                select(Token.metadata_status, func.count()).group_by(Token.metadata_status)
-            ).all()
-        )
-        vectors = dict(
-            s.execute(select(Embedding.extractor, func.count()).group_by(Embedding.extractor)).all()
-        )
+        stored = ops.stored_counts(s)
     reports = []
     for name in extractors:
         groups = vectors_by_collection(factory, name, collections)
@@ -92,14 +77,14 @@ def build(
         )
     ctx.engine.dispose()
     return {
-        "events": counts,
+        "events": stored.events,
         "scenario": {
             "sales": trade_stats.sales,
             "transfers": trade_stats.transfers,
             "listings": len(listings),
         },
-        "tokens": status,
-        "vectors": vectors,
+        "tokens": stored.tokens,
+        "vectors": stored.vectors,
         "similarity": [r.to_dict() for r in reports],
         "heatmap": str(heatmap) if heatmap else None,
         "valuations": valued,
@@ -112,14 +97,9 @@ def _most_traded(
     picks = []
     with factory() as s:
         for contract in collections:
-            tid = s.scalar(
-                select(Token.token_id)
-                .where(Token.chain_id == chain_id, Token.contract == contract)
-                .order_by(Token.sale_count.desc(), Token.token_id)
-                .limit(1)
-            )
+            tid = ops.most_traded_token(s, chain_id, contract)
             if tid is not None:
-                picks.append((contract, int(tid)))
+                picks.append((contract, tid))
     return picks
 
 

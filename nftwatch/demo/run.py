@@ -16,7 +16,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.backfill import backfill
@@ -29,9 +28,8 @@ from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from nftwatch.runtime import worker_env
 from nftwatch.service.supervisor import BULK_NICE, Supervisor
 from nftwatch.settings import Settings
-from store import tokens, valuations
+from store import ops, tokens, valuations
 from store.db import ensure_schema, make_engine, make_sessionmaker
-from store.models import Embedding, Token
 from worker.app import configure, prepare_broker
 from worker.config import WorkerConfig
 from worker.dispatcher import celery_sender, run_dispatcher
@@ -332,19 +330,8 @@ def start_local_stack(
 
 def _counts(factory: sessionmaker[Session], extractors: int) -> tuple[int, int, int]:
     with factory() as s:
-        done = (
-            s.scalar(select(func.count()).where(Token.metadata_status.in_(("ok", "failed")))) or 0
-        )
-        images = (
-            s.scalar(
-                select(func.count(func.distinct(Token.image_sha256))).where(
-                    Token.image_sha256.is_not(None)
-                )
-            )
-            or 0
-        )
-        vectors = s.scalar(select(func.count()).select_from(Embedding)) or 0
-    return int(done), int(images) * extractors, int(vectors)
+        done, images, vectors = ops.pipeline_progress(s)
+    return done, images * extractors, vectors
 
 
 def _wait_for_pipeline(
