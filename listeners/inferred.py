@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from listeners.decode import TRANSFER, WETH, ZERO, Decoded, SaleEvent, TransferEvent
+from listeners.decode import TRANSFER, WETH, ZERO
 from listeners.rpc import Rpc
+from store.records import Decoded, SaleEvent, TransferEvent
 
 _BATCH = 200
 _TOPICS_PER_QUERY = 100
@@ -94,19 +95,19 @@ def _sales(
     share = total // len(transfers)
     return [
         SaleEvent(
-            t.block_number,
-            t.block_hash,
-            t.tx_hash,
-            t.log_index,
-            t.batch_index,
-            t.contract,
-            t.token_id,
-            t.from_address,
-            t.to_address,
-            share,
-            currency,
-            marketplace,
-            True,
+            block_number=t.block_number,
+            block_hash=t.block_hash,
+            tx_hash=t.tx_hash,
+            log_index=t.log_index,
+            batch_index=t.batch_index,
+            contract=t.contract,
+            token_id=t.token_id,
+            seller=t.from_address,
+            buyer=t.to_address,
+            price_wei=share,
+            currency=currency,
+            marketplace=marketplace,
+            inferred=True,
         )
         for t in transfers
     ]

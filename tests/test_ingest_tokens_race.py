@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from listeners.decode import ZERO, TransferEvent
+from listeners.decode import ZERO
 from listeners.rpc import BlockHeader
 from store.chain import record_batch
+from store.records import TransferEvent
 
 CHAIN = 7
 NFT = "0x" + "c4" * 20

@@ -5,16 +5,16 @@ replays, ERC-1155 tokens, sales-only tokens)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from listeners.decode import ZERO, SaleEvent, TransferEvent
+from listeners.decode import ZERO
 from listeners.rpc import BlockHeader
 from store.chain import recompute_tokens, record_batch
+from store.records import SaleEvent, TransferEvent
 
 CHAIN = 5
 
@@ -22,13 +22,6 @@ TOKEN_COLS = (
     "contract, token_id, owner, minted_block, transfer_count, sale_count, last_sale_wei, "
     "last_sale_at"
 )
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(db_url)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
 
 
 def history(seed: int) -> tuple[list[BlockHeader], list[TransferEvent], list[SaleEvent]]:
