@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import typer
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from nftwatch.cli.app import cli
 from nftwatch.cli.common import _settings
+from store import listings
 
 export_cli = typer.Typer(help="Export chain events for analysis.", no_args_is_help=True)
 cli.add_typer(export_cli, name="export")
@@ -42,33 +43,6 @@ TRANSFER_FIELDS = (
 )
 SALE_FIELDS = (*TRANSFER_FIELDS, "price_wei", "currency", "marketplace", "inferred")
 
-_TRANSFERS = """
-SELECT chain_id, standard, contract, token_id::text, from_address, to_address, amount::text,
-       block_number, block_hash, tx_hash, log_index, batch_index, is_mint
-FROM transfers
-WHERE block_number BETWEEN :lo AND :hi {chain}
-ORDER BY chain_id, block_number, log_index, batch_index, tx_hash
-"""
-
-# A sale's standard and amount come from the NFT's transfer in the same transaction (a sale
-# without one, e.g. a Seaport fill of an unwatched transfer, falls back to erc721 / 1).
-_SALES = """
-SELECT s.chain_id,
-       coalesce(t.standard, CASE WHEN s.marketplace = 'cryptopunks' THEN 'cryptopunks'
-                                 ELSE 'erc721' END),
-       s.contract, s.token_id::text, s.seller, s.buyer, coalesce(t.amount, 1)::text,
-       s.block_number, s.block_hash, s.tx_hash, s.log_index, s.batch_index,
-       coalesce(t.is_mint, false), s.price_wei::text, s.currency, s.marketplace, s.inferred
-FROM sales s
-LEFT JOIN LATERAL (
-  SELECT x.standard, x.amount, x.is_mint FROM transfers x
-  WHERE x.chain_id = s.chain_id AND x.contract = s.contract AND x.token_id = s.token_id
-    AND x.block_number = s.block_number AND x.tx_hash = s.tx_hash
-  ORDER BY x.log_index, x.batch_index LIMIT 1) t ON true
-WHERE s.block_number BETWEEN :lo AND :hi {chain}
-ORDER BY s.chain_id, s.block_number, s.log_index, s.batch_index, s.tx_hash
-"""
-
 
 class Format(StrEnum):
     jsonl = "jsonl"
@@ -85,16 +59,9 @@ def stream_records(
 ) -> Iterator[dict[str, object]]:
     """Records of ``kind`` ("transfers" | "sales") in ``[from_block, to_block]``, chain order."""
     fields = TRANSFER_FIELDS if kind == "transfers" else SALE_FIELDS
-    sql = _TRANSFERS if kind == "transfers" else _SALES
-    prefix = "" if kind == "transfers" else "s."
-    chain = f"AND {prefix}chain_id = :chain" if chain_id is not None else ""
-    params: dict[str, object] = {"lo": from_block, "hi": to_block, "chain": chain_id}
-    with engine.connect() as conn:
-        result = conn.execution_options(yield_per=batch).execute(
-            text(sql.format(chain=chain)), params
-        )
-        for row in result:
-            yield dict(zip(fields, row, strict=True))
+    rows = listings.stream_events(engine, kind, from_block, to_block, chain_id, batch)
+    for row in rows:
+        yield dict(zip(fields, row, strict=True))
 
 
 def write_records(

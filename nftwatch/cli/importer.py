@@ -9,11 +9,9 @@ import io
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import tokens
-from store.models import Token
+from store import ops, tokens
 from store.vectors import ensure_vector_index, store_embeddings, store_media
 
 CRYPTOPUNKS_ADDRESS = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb"
@@ -69,18 +67,7 @@ def import_cryptopunks(
                 }
                 for p, sha in zip(chunk, shas, strict=True)
             ]
-            stmt = insert(Token).values(rows)
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["chain_id", "contract", "token_id"],
-                    set_={
-                        "attributes": stmt.excluded.attributes,
-                        "metadata_json": stmt.excluded.metadata_json,
-                        "metadata_status": stmt.excluded.metadata_status,
-                        "image_sha256": stmt.excluded.image_sha256,
-                    },
-                )
-            )
+            ops.upsert_imported_tokens(s, rows)
             for model, vecs in zip(models, vectors, strict=True):
                 store_embeddings(
                     s,
