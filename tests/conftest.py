@@ -6,6 +6,12 @@
 - ``shared_data``: the real data folder, or a skip naming what is missing.
 - ``redis_url``: the machine's Redis (``NFTWATCH_TEST_REDIS_URL``, default 127.0.0.1:6379); every
   test session uses its own key prefix, so it never touches other data there.
+- ``sessions``: a sessionmaker on ``db_url`` (plain engine); ``engine`` and ``factory``: the
+  service's own engine (``store.db.make_engine``) and sessionmaker on it.
+- ``gateway``: a loopback IPFS gateway (``gateway_port``: 0, any; a file whose tests restart the
+  gateway on its port overrides it); ``origin``: a loopback HTTP origin whose routes a test sets.
+
+Helpers that are not fixtures (seeding, servers, workers) are in ``tests/support/``.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres
-from store.db import upgrade
-from store.models import Base
+from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
+from store.db import make_engine, make_sessionmaker, upgrade
+from tests.support.db import truncate_all
+from tests.support.servers import OriginServer
 
 # The real data to test on (CryptoPunks sales, Moonbirds, Nouns). One setting finds it; a clone
 # without it skips the tests that need it, unless NFTWATCH_REQUIRE_TEST_DATA=1 (CI) says that
@@ -47,12 +56,27 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def db_url(pg_url: str) -> str:
     """The session's database, emptied for this test."""
-    engine = create_engine(pg_url)
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    truncate_all(pg_url)
     return pg_url
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = create_engine(db_url)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
 
 
 @pytest.fixture
@@ -98,3 +122,23 @@ def shared_data() -> Path:
             pytest.fail(missing)
         pytest.skip(missing)
     return folder
+
+
+@pytest.fixture
+def gateway_port() -> int:
+    return 0
+
+
+@pytest.fixture
+def gateway(gateway_port: int) -> Iterator[LocalIpfsGateway]:
+    gw = LocalIpfsGateway(port=gateway_port)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def origin() -> Iterator[OriginServer]:
+    server = OriginServer().start()
+    yield server
+    server.stop()

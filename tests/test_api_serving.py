@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import time
 
-from tests.api_server import config, live_api
+from tests.support.api import config, live_api
 
 KEY = "serving-key-0123456789"
 

@@ -13,7 +13,7 @@ import pytest
 from nftwatch.api.auth import key_hash
 from store import keys
 from store.db import make_engine, make_sessionmaker
-from tests.api_server import config, live_api
+from tests.support.api import config, live_api
 
 STATIC_KEY = "static-desk-key-0123456789"
 

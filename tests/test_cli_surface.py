@@ -27,8 +27,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fetch_servers import OriginServer, redirect, static
-from media_samples import png_header_only
 from PIL import Image
 from sqlalchemy import create_engine, func, text
 from sqlalchemy import select as sql_select
@@ -40,6 +38,8 @@ from nftwatch.localstack.embedded import Anvil, free_port
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import current_revision
 from store.models import ApiKey, Embedding, Outbox, Sale, Token, Transfer, Valuation
+from tests.support.media import png_header_only
+from tests.support.servers import OriginServer, redirect, static
 from tokenmeta.cid import raw_cid
 
 NFTWATCH = str(Path(sys.executable).with_name("nftwatch"))
@@ -329,13 +329,6 @@ def test_export_streams_transfers_and_sales(stack: Stack) -> None:
         stack, "export", "sales", "--from-block", "0", "--to-block", head, "--format", "xml"
     )
     one_line_error(result, "xml")
-
-
-@pytest.fixture(scope="module")
-def origin() -> Iterator[OriginServer]:
-    server = OriginServer().start()
-    yield server
-    server.stop()
 
 
 def test_resolve_tells_success_image_refused_and_failure_apart(

@@ -22,14 +22,6 @@ from store.models import Embedding, Listing, Media, Outbox, Sale, Token, Transfe
 TOKENS = 4
 
 
-@pytest.fixture
-def gateway():
-    gw = LocalIpfsGateway()
-    gw.start()
-    yield gw
-    gw.stop()
-
-
 @pytest.mark.timeout(900)
 def test_demo_story_end_to_end_on_redis(
     db_url: str, redis_url: str, redis_prefix: str, gateway: LocalIpfsGateway, tmp_path: Path

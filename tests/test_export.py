@@ -7,11 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -25,13 +22,6 @@ from nftwatch.localstack.embedded import Anvil
 CHAIN = 31337
 ETH = 10**18
 ZERO = "0x" + "0" * 40
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(db_url)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
 
 
 def export(db_url: str, tmp_path: Path, *args: str) -> str:

@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import psutil
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
@@ -37,6 +37,7 @@ from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import upgrade
 from store.models import Block, Embedding, Media, Outbox, Token, Transfer
 from store.vectors import as_floats
+from tests.support.db import scalar
 from tokenmeta.media import decode_media
 
 EXTRACTOR = "gradient-v1"
@@ -65,11 +66,8 @@ class World:
 
 
 @pytest.fixture
-def gateway() -> Iterator[LocalIpfsGateway]:
-    gw = LocalIpfsGateway(port=free_port())
-    gw.start()
-    yield gw
-    gw.stop()
+def gateway_port() -> int:
+    return free_port()  # a port of its own: a test restarts the gateway on it
 
 
 def _scene(gateway: LocalIpfsGateway, node: Anvil) -> Iterator[World]:
@@ -215,15 +213,6 @@ def wait_for(
                 f"the service exited ({svc.process.returncode}) waiting for {what}:\n{svc.log()}"
             )
         time.sleep(0.25)
-
-
-def scalar(db_url: str, sql: str) -> Any:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
-    finally:
-        engine.dispose()
 
 
 def following(db_url: str) -> Callable[[], bool]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
-from fetch_servers import (
+
+from tests.support.servers import (
     OriginServer,
     endless,
     redirect,
@@ -15,7 +15,6 @@ from fetch_servers import (
     static,
     status_with_retry_after,
 )
-
 from tokenmeta.errors import (
     BlockedAddress,
     FetchTimeout,
@@ -30,13 +29,6 @@ from tokenmeta.fetch import FetchResult, GuardedTransport, HttpFetcher, HttpLimi
 from tokenmeta.fetch.http import parse_retry_after
 
 LIMITS = HttpLimits(connect_timeout=1.0, read_timeout=0.5, deadline=2.0, max_inline_retry_wait=0.3)
-
-
-@pytest.fixture
-def origin() -> Iterator[OriginServer]:
-    server = OriginServer().start()
-    yield server
-    server.stop()
 
 
 def fetch(

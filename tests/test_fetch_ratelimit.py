@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
-from fetch_servers import OriginServer, static
 
+from tests.support.servers import OriginServer, static
 from tokenmeta.errors import RateLimited
 from tokenmeta.fetch import LocalRateLimiter, RedisRateLimiter
 from tokenmeta.fetch.ratelimit import HostRateLimiter
 from tokenmeta.resolve import FetchPolicy, Resolver
-
-
-@pytest.fixture
-def origin() -> Iterator[OriginServer]:
-    server = OriginServer().start()
-    yield server
-    server.stop()
 
 
 async def book(limiter: HostRateLimiter, host: str, n: int, max_wait: float) -> list[float]:

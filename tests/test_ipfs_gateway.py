@@ -1,22 +1,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from tokenmeta.cid import CID, DAG_PB, decode_directory, parse_cid, raw_cid
-
-
-@pytest.fixture
-def gateway() -> Iterator[LocalIpfsGateway]:
-    gw = LocalIpfsGateway()
-    gw.start()
-    yield gw
-    gw.stop()
 
 
 def test_files_are_served_by_their_real_cid(gateway: LocalIpfsGateway) -> None:

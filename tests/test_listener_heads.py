@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.follower import Follower
@@ -17,24 +15,9 @@ from listeners.heads import ws_url_for
 from listeners.rpc import Rpc
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
+from tests.support.polling import wait_for
 
 CHAIN = 31337
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(db_url)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def transfers(factory: sessionmaker[Session]) -> int:

@@ -4,11 +4,9 @@ follower finds the same as a backfill; "all" mode infers nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.backfill import backfill
@@ -21,13 +19,6 @@ from store.models import Base
 CHAIN = 31337
 ETH = 10**18
 ZERO = "0x" + "0" * 40
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(db_url)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
 
 
 def sales(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:

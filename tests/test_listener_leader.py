@@ -10,37 +10,23 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from listeners.leader import Leader, lead_then_run
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
+from tests.support import polling
+from tests.support.db import scalar
 
 CHAIN = 31337
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def scalar(db_url: str, sql: str) -> object:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
-    finally:
-        engine.dispose()
+wait_for = partial(polling.wait_for, timeout=60.0, interval=0.2)  # processes start slowly
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from media_samples import animated_gif, encode, png, png_header_only
 from PIL import Image
 
+from tests.support.media import animated_gif, encode, png, png_header_only
 from tokenmeta.errors import ImageDecodeError, ImageTooLarge, UnsupportedMedia
 from tokenmeta.media import count_gif_frames, decode_media, sanitize_svg, sniff
 

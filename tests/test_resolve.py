@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from typing import TypeVar
 
 import pytest
-from fetch_servers import OriginServer, static, status_with_retry_after
-from media_samples import animated_gif, png, png_header_only
 
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
+from tests.support.media import animated_gif, png, png_header_only
+from tests.support.servers import OriginServer, static, status_with_retry_after
 from tokenmeta.cid import CID, DAG_PB, parse_cid, raw_cid
 from tokenmeta.errors import (
     AllGatewaysFailed,
@@ -32,21 +32,6 @@ from tokenmeta.resolve import FetchPolicy, Resolution, Resolver, resolve_many
 
 T = TypeVar("T")
 PNG = png(24, 24)
-
-
-@pytest.fixture
-def gateway() -> Iterator[LocalIpfsGateway]:
-    gw = LocalIpfsGateway()
-    gw.start()
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture
-def origin() -> Iterator[OriginServer]:
-    server = OriginServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

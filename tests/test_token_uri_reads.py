@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from eth_abi import encode as abi_encode
-from fetch_servers import OriginServer, sequence, status_with_retry_after
 
 from listeners.errors import Retryable, RpcUnavailable
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
+from tests.support.servers import OriginServer, sequence, status_with_retry_after
 from worker.contract_reads import MULTICALL3_ADDRESS, ContractReader, read_token_uris
 from worker.errors import BadTokenURIResult, TokenURIReverted, TokenURIUnavailable, WorkerError
 

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 import redis
-from fetch_servers import OriginServer, static, status_with_retry_after
-from media_samples import png
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -29,6 +27,8 @@ from nftwatch.localstack.embedded import Anvil
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from nftwatch.service import sweep_retries, sweep_stale
 from store.models import Collection, FetchFailure, Media, Outbox, Token
+from tests.support.media import png
+from tests.support.servers import OriginServer, static, status_with_retry_after
 from worker.app import RESOLVE_TASK
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
@@ -37,21 +37,6 @@ from worker.resolving import resolve_batch
 
 CHAIN = 31337
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
-
-
-@pytest.fixture
-def gateway() -> Iterator[LocalIpfsGateway]:
-    gw = LocalIpfsGateway()
-    gw.start()
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture
-def origin() -> Iterator[OriginServer]:
-    server = OriginServer().start()
-    yield server
-    server.stop()
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,18 +18,13 @@ from pathlib import Path
 import httpx
 
 from nftwatch.api.serve import ServeConfig
+from nftwatch.localstack.embedded import free_port
 
 RUNNER = """
 import sys
 from nftwatch.api.serve import ServeConfig, serve
 serve(ServeConfig.from_env(sys.argv[1]), "127.0.0.1", int(sys.argv[2]))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
