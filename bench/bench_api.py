@@ -15,16 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import hashlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -34,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nftwatch.api.serve import ServeConfig  # noqa: E402
-from nftwatch.localstack.embedded import EmbeddedPostgres  # noqa: E402
-from store import valuations  # noqa: E402
+from nftwatch.localstack.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from store import tokens  # noqa: E402
 from store.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from store.models import Sale, Token  # noqa: E402
+from store.vectors import ensure_vector_index, store_embeddings  # noqa: E402
+from tests.support.seed import add_sale, add_token, add_valuation  # noqa: E402
 
 KEY = "bench-key-0123456789abcdef"
 CHAIN = 1
@@ -52,72 +52,61 @@ serve(ServeConfig.from_env(sys.argv[1]), "127.0.0.1", int(sys.argv[2]))
 """
 
 
-def seed(url: str, tokens: int) -> None:
+def seed(url: str, count: int) -> None:
+    """``count`` tokens with an image, a vector and a valuation each; every fourth sold in the
+    last 25 days. The rows are the API tests' (tests/support/seed.py) with the bench's values."""
     rng = np.random.default_rng(7)
     engine = make_engine(url)
     now = time.time()
-    import datetime as dt
-
     with make_sessionmaker(engine).begin() as s:
         tokens.upsert_collection(s, CHAIN, CONTRACT, name="Bench")
-        vectors = []
-        for i in range(tokens):
+        embeddings = []
+        for i in range(count):
             sha = hashlib.sha256(f"bench {i}".encode()).hexdigest()
-            vectors.store_media(s, sha, "image/png", 1, 1, b"\x89PNG" + i.to_bytes(4, "big"))
-            s.add(
-                Token(
-                    chain_id=CHAIN,
-                    contract=CONTRACT,
-                    token_id=Decimal(i),
-                    owner="0x" + "11" * 20,
-                    metadata_status="ok",
-                    metadata_json={"name": f"Bench #{i}"},
-                    attributes=[{"trait_type": "Hat", "value": str(i % 7)}],
-                    image_sha256=sha,
-                )
+            add_token(
+                s,
+                i,
+                CONTRACT,
+                chain_id=CHAIN,
+                name=f"Bench #{i}",
+                image=b"\x89PNG" + i.to_bytes(4, "big"),
+                image_sha256=sha,
+                size=(1, 1),
+                attributes=[{"trait_type": "Hat", "value": str(i % 7)}],
+                image_uri=None,
             )
-            vectors.append((sha, rng.standard_normal(DIM).astype(np.float32)))
+            embeddings.append((sha, rng.standard_normal(DIM).astype(np.float32)))
             if i % 4 == 0:
                 at = dt.datetime.fromtimestamp(now - 86400 * (i % 25), tz=dt.UTC)
-                s.add(
-                    Sale(
-                        chain_id=CHAIN,
-                        block_number=1000 + i,
-                        block_hash="0x" + f"{i:064x}",
-                        tx_hash="0x" + f"{i + 10**6:064x}",
-                        log_index=0,
-                        block_time=at,
-                        contract=CONTRACT,
-                        token_id=Decimal(i),
-                        seller="0x" + "22" * 20,
-                        buyer="0x" + "33" * 20,
-                        price_wei=Decimal(int((1 + i % 10) * 10**18)),
-                        marketplace="bench",
-                    )
+                add_sale(
+                    s,
+                    i,
+                    1 + i % 10,
+                    at,
+                    i,
+                    contract=CONTRACT,
+                    chain_id=CHAIN,
+                    first_block=1000,
+                    tx_offset=10**6,
+                    log_index=0,
+                    marketplace="bench",
                 )
-            valuations.store_valuation(
+            add_valuation(
                 s,
-                chain_id=CHAIN,
+                i,
+                2.0,
                 contract=CONTRACT,
-                token_id=Decimal(i),
+                chain_id=CHAIN,
                 model_version="bench",
                 p_liquid=0.5,
-                price_eth=2.0,
-                price_low_eth=1.5,
-                price_high_eth=2.5,
+                low=1.5,
+                high=2.5,
                 confidence=0.5,
                 explanation={"method": "bench"},
-                inputs={},
             )
-        vectors.store_embeddings(s, EXTRACTOR, "w", "p", vectors)
-    vectors.ensure_vector_index(engine, EXTRACTOR, DIM)
+        store_embeddings(s, EXTRACTOR, "w", "p", embeddings)
+    ensure_vector_index(engine, EXTRACTOR, DIM)
     engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

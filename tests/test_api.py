@@ -4,7 +4,6 @@ rows, and the request-and-wait valuation flow with a thread standing in for the 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import threading
 import time
@@ -18,30 +17,25 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.api import create_app
-from store import tokens, valuations
+from store import tokens
 from store.db import make_engine, make_sessionmaker
-from store.models import Listing, Outbox, Sale, Token, Transfer
-from store.vectors import ensure_vector_index, store_embeddings, store_media
+from store.models import Listing, Outbox, Transfer
+from store.vectors import ensure_vector_index, store_embeddings
+from tests.support.seed import (
+    CHAIN,
+    CONTRACT,
+    KEY,
+    PNG,
+    WEI,
+    add_listing,
+    add_sale,
+    add_token,
+    add_valuation,
+    sha,
+)
 
-KEY = "desk-key-0123456789"
-CHAIN = 1
-CONTRACT = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20
 EXTRACTOR = "test-8d"
-WEI = 10**18
-PNG = b"\x89PNG\r\n\x1a\n" + b"fake image bytes"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
 
 
 @pytest.fixture
@@ -49,64 +43,6 @@ def client(factory: sessionmaker[Session]) -> Iterator[TestClient]:
     app = create_app(factory, api_keys=[KEY, "second-key"], chain_id_default=CHAIN)
     with TestClient(app, headers={"X-API-Key": KEY}) as c:
         yield c
-
-
-def sha(i: int) -> str:
-    return hashlib.sha256(f"image {i}".encode()).hexdigest()
-
-
-def add_token(session: Session, token_id: int, contract: str = CONTRACT, **extra: Any) -> None:
-    store_media(session, sha(token_id), "image/png", 4, 4, PNG + bytes([token_id % 256]))
-    session.add(
-        Token(
-            chain_id=CHAIN,
-            contract=contract,
-            token_id=Decimal(token_id),
-            owner="0x" + "11" * 20,
-            metadata_status="ok",
-            metadata_json={"name": f"Thing #{token_id}"},
-            attributes=[{"trait_type": "Hat", "value": "Cap"}],
-            image_uri=f"ipfs://cid/{token_id}.png",
-            image_sha256=sha(token_id),
-            **extra,
-        )
-    )
-
-
-def add_sale(session: Session, token_id: int, eth: float, at: dt.datetime, n: int) -> None:
-    session.add(
-        Sale(
-            chain_id=CHAIN,
-            block_number=100 + n,
-            block_hash="0x" + f"{n:064x}",
-            tx_hash="0x" + f"{n + 1000:064x}",
-            log_index=n,
-            block_time=at,
-            contract=CONTRACT,
-            token_id=Decimal(token_id),
-            seller="0x" + "22" * 20,
-            buyer="0x" + "33" * 20,
-            price_wei=Decimal(int(eth * WEI)),
-            marketplace="test",
-        )
-    )
-
-
-def add_valuation(session: Session, token_id: int, price: float) -> int:
-    return valuations.store_valuation(
-        session,
-        chain_id=CHAIN,
-        contract=CONTRACT,
-        token_id=Decimal(token_id),
-        model_version="test-1",
-        p_liquid=0.7,
-        price_eth=price,
-        price_low_eth=price * 0.8,
-        price_high_eth=price * 1.25,
-        confidence=0.6,
-        explanation={"method": "test", "drivers": ["Hat: Cap"]},
-        inputs={},
-    )
 
 
 def test_refuses_to_start_without_keys(factory: sessionmaker[Session]) -> None:
@@ -340,26 +276,6 @@ def test_openapi_documents_every_route_with_a_summary(client: TestClient) -> Non
     assert "valuation" in schemas["ListingOut"]["properties"]
     recent = spec["paths"]["/v1/listings/recent"]["get"]["responses"]["200"]
     assert recent["content"]["application/json"]["schema"]["$ref"].endswith("ListingsOut")
-
-
-def add_listing(
-    session: Session, token_id: int, block: int, eth: float, log_index: int = 0
-) -> None:
-    session.add(
-        Listing(
-            chain_id=CHAIN,
-            block_number=block,
-            block_hash="0x" + f"{block:064x}",
-            tx_hash="0x" + f"{block * 100 + log_index:064x}",
-            log_index=log_index,
-            block_time=dt.datetime(2024, 7, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=block),
-            contract=CONTRACT,
-            token_id=Decimal(token_id),
-            kind="offered",
-            price_wei=Decimal(int(eth * WEI)),
-            account="0x" + "44" * 20,
-        )
-    )
 
 
 def add_transfer(session: Session, token_id: int, block: int, to: str, log_index: int = 5) -> None:

@@ -15,15 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from nftwatch.api import create_app
 from nftwatch.api.ratelimit import RateLimits
 from store.models import Outbox, Valuation
-from tests.test_api import CHAIN, CONTRACT, KEY, add_token, factory  # noqa: F401  (fixtures)
-from tests.test_api import engine as engine
+from tests.support.seed import CHAIN, CONTRACT, KEY, add_token
 
 BIG_CHAIN = 2**63  # one past BIGINT
 TOKEN = f"/v1/tokens/{CHAIN}/{CONTRACT}/1"
 
 
 @pytest.fixture
-def client(factory: sessionmaker[Session]) -> Iterator[TestClient]:  # noqa: F811
+def client(factory: sessionmaker[Session]) -> Iterator[TestClient]:
     app = create_app(
         factory,
         api_keys=[KEY],
@@ -60,7 +59,7 @@ def test_chain_id_past_bigint_is_422_on_every_path_route(
 
 def test_valuation_request_with_chain_id_past_bigint_stores_nothing(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
 ) -> None:
     r = client.post(f"/v1/valuations/{BIG_CHAIN}/{CONTRACT}/6?wait=0")
     assert r.status_code == 422
@@ -86,7 +85,7 @@ def test_token_id_over_78_digits_is_422_on_every_token_route(
 @pytest.mark.parametrize("value", ["%00", "a%00b", "x" * 65, "../etc", "effnet lite"])
 def test_similar_extractor_with_a_nul_byte_or_odd_characters_is_422(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
     value: str,
 ) -> None:
     with factory.begin() as s:
@@ -99,7 +98,7 @@ def test_similar_extractor_with_a_nul_byte_or_odd_characters_is_422(
 @pytest.mark.parametrize("as_of", ["0001-01-01T00:00:00", "1969-12-31T23:59:59Z", "9999-12-31"])
 def test_stats_as_of_out_of_range_is_422(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
     as_of: str,
 ) -> None:
     with factory.begin() as s:
@@ -123,7 +122,7 @@ def test_stream_cursor_past_bigint_is_422_not_a_stream_that_drops(client: TestCl
 
 def test_valuation_of_an_unknown_token_is_404_and_stores_nothing(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
 ) -> None:
     r = client.post(f"/v1/valuations/{CHAIN}/{CONTRACT}/999999?wait=1")
     assert r.status_code == 404 and "not known" in detail_text(r)
@@ -136,7 +135,7 @@ def test_valuation_of_an_unknown_token_is_404_and_stores_nothing(
 
 def test_valuation_on_a_chain_without_an_rpc_is_refused_at_once(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
 ) -> None:
     r = client.post(f"/v1/valuations/5/{CONTRACT}/1?wait=10")
     assert r.status_code == 422 and "no RPC" in detail_text(r)
@@ -146,7 +145,7 @@ def test_valuation_on_a_chain_without_an_rpc_is_refused_at_once(
 
 def test_valuation_requests_are_rate_limited_per_key_with_retry_after(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
 ) -> None:
     with factory.begin() as s:
         add_token(s, 1)
@@ -162,7 +161,7 @@ def test_valuation_requests_are_rate_limited_per_key_with_retry_after(
 
 def test_keyed_answers_are_private_and_vary_on_the_key_headers(
     client: TestClient,
-    factory: sessionmaker[Session],  # noqa: F811
+    factory: sessionmaker[Session],
 ) -> None:
     with factory.begin() as s:
         add_token(s, 1)

@@ -13,21 +13,21 @@ import datetime as dt
 import hashlib
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from nftwatch.api.params import EXAMPLE_CONTRACT
-from store import tokens, valuations
+from store import tokens
 from store.db import make_engine, make_sessionmaker
-from store.models import Base, Listing, Sale, Token
-from store.vectors import ensure_vector_index, store_embeddings, store_media
-from tests.api_server import LiveApi, config, live_api
+from store.vectors import ensure_vector_index, store_embeddings
+from tests.support import seed
+from tests.support.api import LiveApi, config, live_api
+from tests.support.db import truncate_all
 
 KEY = "fuzz-key-0123456789abcdef"
 CHAIN = 1
@@ -46,75 +46,48 @@ CHECKS = [
 def _seed(url: str) -> None:
     """One known token of the schema's example collection, with an image, a vector, a sale,
     a listing and a valuation, so that valid cases reach every route's 200 as well."""
-    engine = create_engine(url)
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    truncate_all(url)
     eng = make_engine(url)
     at = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
     with make_sessionmaker(eng).begin() as s:
         tokens.upsert_collection(s, CHAIN, EXAMPLE_CONTRACT, name="CryptoPunks")
         for i, vec in ((TOKEN_ID, [1.0, 0, 0, 0, 0, 0, 0, 0]), (1, [1.0, 0.2, 0, 0, 0, 0, 0, 0])):
             sha = hashlib.sha256(f"punk {i}".encode()).hexdigest()
-            store_media(s, sha, "image/png", 1, 1, b"\x89PNG\r\n\x1a\n" + bytes([i % 256]))
-            s.add(
-                Token(
-                    chain_id=CHAIN,
-                    contract=EXAMPLE_CONTRACT,
-                    token_id=Decimal(i),
-                    owner="0x" + "11" * 20,
-                    metadata_status="ok",
-                    metadata_json={"name": f"Punk #{i}"},
-                    attributes=[{"trait_type": "Type", "value": "Alien"}],
-                    image_sha256=sha,
-                )
+            seed.add_token(
+                s,
+                i,
+                EXAMPLE_CONTRACT,
+                chain_id=CHAIN,
+                name=f"Punk #{i}",
+                image=b"\x89PNG\r\n\x1a\n" + bytes([i % 256]),
+                image_sha256=sha,
+                size=(1, 1),
+                attributes=[{"trait_type": "Type", "value": "Alien"}],
+                image_uri=None,
             )
             store_embeddings(s, EXTRACTOR, "w", "p", [(sha, vec)])
-        s.add(
-            Sale(
-                chain_id=CHAIN,
-                block_number=100,
-                block_hash="0x" + "01" * 32,
-                tx_hash="0x" + "02" * 32,
-                log_index=0,
-                block_time=at,
-                contract=EXAMPLE_CONTRACT,
-                token_id=Decimal(TOKEN_ID),
-                seller="0x" + "22" * 20,
-                buyer="0x" + "33" * 20,
-                price_wei=Decimal(4 * 10**18),
-                marketplace="test",
-            )
-        )
-        s.add(
-            Listing(
-                chain_id=CHAIN,
-                block_number=101,
-                block_hash="0x" + "03" * 32,
-                tx_hash="0x" + "04" * 32,
-                log_index=0,
-                block_time=at,
-                contract=EXAMPLE_CONTRACT,
-                token_id=Decimal(TOKEN_ID),
-                kind="offered",
-                price_wei=Decimal(5 * 10**18),
-                account="0x" + "00" * 20,
-            )
-        )
-        valuations.store_valuation(
+        seed.add_sale(s, TOKEN_ID, 4.0, at, 0, contract=EXAMPLE_CONTRACT, chain_id=CHAIN)
+        seed.add_listing(
             s,
-            chain_id=CHAIN,
+            TOKEN_ID,
+            101,
+            5.0,
             contract=EXAMPLE_CONTRACT,
-            token_id=Decimal(TOKEN_ID),
-            model_version="test-1",
+            chain_id=CHAIN,
+            since=at - dt.timedelta(minutes=101),
+            account="0x" + "00" * 20,
+        )
+        seed.add_valuation(
+            s,
+            TOKEN_ID,
+            4.0,
+            contract=EXAMPLE_CONTRACT,
+            chain_id=CHAIN,
             p_liquid=0.5,
-            price_eth=4.0,
-            price_low_eth=3.0,
-            price_high_eth=5.0,
+            low=3.0,
+            high=5.0,
             confidence=0.5,
             explanation={"method": "test"},
-            inputs={},
         )
     ensure_vector_index(eng, EXTRACTOR, 8)
     eng.dispose()

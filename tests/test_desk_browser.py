@@ -7,11 +7,9 @@ import datetime as dt
 import io
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,10 +18,9 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.api import create_app
-from store import tokens, valuations
-from store.db import make_engine, make_sessionmaker
-from store.models import Listing, Sale, Token
-from store.vectors import store_media
+from nftwatch.localstack.embedded import free_port
+from store import tokens
+from tests.support import seed
 
 CHROMIUM = "/usr/bin/chromium"
 INSTALL = "apt-get update && apt-get install -y chromium"
@@ -40,7 +37,6 @@ FLAGS = [
 KEY = "desk-browser-key"
 CHAIN = 1
 CONTRACT = "0x" + "b4" * 20
-WEI = 10**18
 NEIGHBOURS = [2, 3, 4, 5, 6, 7]
 SALES = [
     (dt.datetime(2024, 1, 10, tzinfo=dt.UTC), 2.5),
@@ -61,55 +57,44 @@ def png(token_id: int) -> bytes:
 
 
 def add_token(session: Session, token_id: int) -> None:
-    content = png(token_id)
-    sha = f"{token_id:064x}"
-    store_media(session, sha, "image/png", 24, 24, content)
-    session.add(
-        Token(
-            chain_id=CHAIN,
-            contract=CONTRACT,
-            token_id=Decimal(token_id),
-            owner="0x" + "11" * 20,
-            metadata_status="ok",
-            metadata_json={"name": f"Punkish #{token_id}"},
-            attributes=[{"trait_type": "Hat", "value": "Cap"}],
-            image_sha256=sha,
-            sale_count=len(SALES) if token_id == 1 else 1,
-            transfer_count=len(SALES) + 1 if token_id == 1 else 1,
-        )
+    seed.add_token(
+        session,
+        token_id,
+        CONTRACT,
+        name=f"Punkish #{token_id}",
+        image=png(token_id),
+        image_sha256=f"{token_id:064x}",
+        size=(24, 24),
+        image_uri=None,
+        sale_count=len(SALES) if token_id == 1 else 1,
+        transfer_count=len(SALES) + 1 if token_id == 1 else 1,
     )
 
 
 def add_sale(session: Session, token_id: int, at: dt.datetime, eth: float, n: int) -> None:
-    session.add(
-        Sale(
-            chain_id=CHAIN,
-            block_number=100 + n,
-            block_hash="0x" + f"{n:064x}",
-            tx_hash="0x" + f"{n + 500:064x}",
-            log_index=0,
-            block_time=at,
-            contract=CONTRACT,
-            token_id=Decimal(token_id),
-            seller="0x" + "22" * 20,
-            buyer="0x" + "33" * 20,
-            price_wei=Decimal(int(eth * WEI)),
-            marketplace="punkmarket",
-        )
+    seed.add_sale(
+        session,
+        token_id,
+        eth,
+        at,
+        n,
+        contract=CONTRACT,
+        tx_offset=500,
+        log_index=0,
+        marketplace="punkmarket",
     )
 
 
 def add_valuation(session: Session, token_id: int, price: float, p_liquid: float) -> int:
-    return valuations.store_valuation(
+    return seed.add_valuation(
         session,
-        chain_id=CHAIN,
+        token_id,
+        price,
         contract=CONTRACT,
-        token_id=Decimal(token_id),
         model_version="punks-ridge-3",
         p_liquid=p_liquid,
-        price_eth=price,
-        price_low_eth=round(price * 0.8, 4),
-        price_high_eth=round(price * 1.3, 4),
+        low=round(price * 0.8, 4),
+        high=round(price * 1.3, 4),
         confidence=0.55,
         explanation={
             "model": {"version": "punks-ridge-3"},
@@ -124,39 +109,19 @@ def add_valuation(session: Session, token_id: int, price: float, p_liquid: float
                 for n in NEIGHBOURS
             ],
         },
-        inputs={},
     )
 
 
 def add_listing(session: Session, token_id: int, block: int, eth: float) -> None:
-    session.add(
-        Listing(
-            chain_id=CHAIN,
-            block_number=block,
-            block_hash="0x" + f"{block:064x}",
-            tx_hash="0x" + f"{block + 9000:064x}",
-            log_index=0,
-            block_time=dt.datetime(2024, 6, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=block),
-            contract=CONTRACT,
-            token_id=Decimal(token_id),
-            kind="offered",
-            price_wei=Decimal(int(eth * WEI)),
-            account="0x" + "44" * 20,
-        )
+    seed.add_listing(
+        session,
+        token_id,
+        block,
+        eth,
+        contract=CONTRACT,
+        tx=block + 9000,
+        since=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(db_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 @pytest.fixture
