@@ -45,8 +45,7 @@ from listeners import decode as d
 from listeners.backfill import chunk_job, prepare_decoded
 from listeners.pipeline import Writer, bulk_tuning
 from listeners.rpc import BlockHeader
-from store import chain
-from store.chain import recompute_tokens
+from store.chain import recompute_tokens, staging
 
 # migration 0007's statements, for the side-by-side run with the default collation
 hex_collation = importlib.import_module("migrations.versions.0007_hex_columns_collate_c")
@@ -580,18 +579,18 @@ def main() -> None:
 
         def collation_run(collation: str) -> float:
             """End to end with the hex columns (tables and staging) in ``collation``."""
-            staging = chain._STAGING
+            ddl = staging.STAGING
             with engine.begin() as c:
                 c.execute(truncate)
                 for statement in hex_collation.alter_statements(collation):
                     c.execute(text(statement))
             engine.dispose()  # new connections: staging tables created afresh
             if collation != "C":
-                chain._STAGING = staging.replace(' COLLATE "C"', "")
+                staging.STAGING = ddl.replace(' COLLATE "C"', "")
             try:
                 return ingest(pipelined=True, incremental=True)
             finally:
-                chain._STAGING = staging
+                staging.STAGING = ddl
                 engine.dispose()
 
         coll_runs: dict[str, list[float]] = {"default": [], "C": []}

@@ -18,17 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
+from store.locks import ping, release_leader_lock, try_leader_lock
+
 log = logging.getLogger(__name__)
-
-LEADER_LOCK_NS = 0x6C64  # advisory-lock namespace of chain leaders (writers use another)
-
-
-def lock_key(chain_id: int) -> int:
-    """The lock's second int4 key (advisory locks take two 32-bit keys)."""
-    return chain_id % 2**31
 
 
 class Leader:
@@ -70,10 +65,7 @@ class Leader:
             return True
         conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:ns, :key)"),
-                {"ns": LEADER_LOCK_NS, "key": lock_key(self.chain_id)},
-            ).scalar_one()
+            got = try_leader_lock(conn, self.chain_id)
         except Exception:
             conn.close()
             raise
@@ -104,7 +96,7 @@ class Leader:
         if self._conn is None:
             return False
         try:
-            self._conn.execute(text("SELECT 1"))
+            ping(self._conn)
             return True
         except Exception as exc:
             log.error("chain %s: leader connection lost (%s); stepping down", self.chain_id, exc)
@@ -116,10 +108,7 @@ class Leader:
             return
         # closing the connection releases the lock anyway
         with contextlib.suppress(Exception):
-            self._conn.execute(
-                text("SELECT pg_advisory_unlock(:ns, :key)"),
-                {"ns": LEADER_LOCK_NS, "key": lock_key(self.chain_id)},
-            )
+            release_leader_lock(self._conn, self.chain_id)
         self._drop()
 
     def _drop(self) -> None:

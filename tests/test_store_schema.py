@@ -96,7 +96,7 @@ def test_hex_columns_compare_bytewise_in_tables_and_staging(db_url: str) -> None
     joins unable to use the other side's index (or fail on conflicting collations)."""
     from sqlalchemy.orm import Session
 
-    from store import chain
+    from store.chain import staging
     from store.models import Base
 
     declared = {
@@ -117,7 +117,7 @@ def test_hex_columns_compare_bytewise_in_tables_and_staging(db_url: str) -> None
                 )
             )
         }
-        chain._raw(session).execute(chain._STAGING)
+        staging.raw(session).execute(staging.STAGING)
         staged = session.execute(
             text(
                 "SELECT c.relname, a.attname, coalesce(l.collname, '') AS coll "

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from nftwatch.api.listings import ListedToken
+from store.chain.token_delta import ZERO_ADDRESS
 from store.models import Sale, Token, Valuation
-from store.token_delta import ZERO_ADDRESS
 from store.vectors import Neighbour
 
 WEI = Decimal(10**18)

@@ -2,10 +2,10 @@
 
 ``tokens`` rows are derived from all events of a token. Recomputing them from every event on each
 batch costs a scan per touched token; instead each batch contributes a delta (counts, the earliest
-mint, the last owner and last sale of the batch) that :mod:`store.chain` merges into the stored
-row. Counts, minimums and maximums merge in any order; "last owner" and "last sale price" only
-when the batch's events come after every stored one, which the database checks (and otherwise
-falls back to a full recompute of that token).
+mint, the last owner and last sale of the batch) that :mod:`store.chain.tokens` merges into the
+stored row. Counts, minimums and maximums merge in any order; "last owner" and "last sale price"
+only when the batch's events come after every stored one, which the database checks (and
+otherwise falls back to a full recompute of that token).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from store.records import SaleEvent, TransferEvent
 
 # A position in chain order, (block_number, log_index, batch_index), packed into one int so that
 # comparing two costs one int comparison and building one allocates no tuple (this runs once per
@@ -53,12 +54,12 @@ class TokenDelta:
 
 
 def token_deltas(
-    transfers: Iterable[Any],
-    sales: Iterable[Any],
+    transfers: Iterable[TransferEvent],
+    sales: Iterable[SaleEvent],
     when: Callable[[str], dt.datetime],
     redo_sales: frozenset[tuple[str, str, int, int]] = frozenset(),
 ) -> list[TokenDelta]:
-    """Aggregate new ``transfers`` and ``sales`` (duck-typed events) per (contract, token_id),
+    """Aggregate new ``transfers`` and ``sales`` per (contract, token_id),
     in order of first appearance.
 
     ``redo_sales``: keys (block_hash, tx_hash, log_index, batch_index) of sales whose stored price
@@ -103,10 +104,12 @@ def token_deltas(
             d.moves += 1
         if not d.multi and t.standard == "erc1155":
             d.multi = True
-        if p > d.last_pos:  # set with the first event
+        # Both positions are set by the token's first transfer, which this loop saw (the sales
+        # come after); no check spent on None here, once per event.
+        if p > d.last_pos:  # type: ignore[operator]
             d.last_pos = p
             d.last_to = t.to_address
-        elif p < d.first_pos:
+        elif p < d.first_pos:  # type: ignore[operator]
             d.first_pos = p
     for s in sales:
         contract = s.contract
@@ -137,9 +140,9 @@ def token_deltas(
 ZERO_ADDRESS = "0x" + "0" * 40
 
 
-def balance_deltas(transfers: Iterable[Any]) -> dict[tuple[str, int, str], int]:
+def balance_deltas(transfers: Iterable[TransferEvent]) -> dict[tuple[str, int, str], int]:
     """Net change of ERC-1155 balances per (contract, token_id, owner) from new ``transfers``
-    (duck-typed events; other standards are skipped). The zero address (the mint and burn side)
+    (other standards are skipped). The zero address (the mint and burn side)
     holds nothing; nets of zero are left out. Balances are sums, so deltas merge in any order."""
     out: dict[tuple[str, int, str], int] = {}
     get = out.get

@@ -1,0 +1,95 @@
+"""Sales, on-chain listings (offers, withdrawals, bids) and the valuation work listings cause.
+
+Outbox contract for an on-chain listing (``offered``): ``task="value", queue="urgent"``, payload
+``{chain_id, contract, token_id, reason: "listing", price_wei (string)}``, dedupe key
+``value:{chain_id}:{block_hash}:{tx_hash}:{log_index}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from store.chain.staging import LISTINGS, SALES, EventRows, copy_data, insert_events
+from store.records import ListingEvent, SaleEvent
+
+# CryptoPunks' acceptBidForPunk emits PunkBought with value 0: the price is the accepted bid,
+# the buyer's latest PunkBidEntered for that punk before the sale.
+_FIX_PUNK_BID_PRICES = """
+UPDATE sales s SET price_wei = b.price_wei, inferred = true
+FROM _st_sales st, LATERAL (
+  SELECT l.price_wei FROM listings l
+  WHERE l.chain_id = %(chain)s AND l.contract = st.contract AND l.token_id = st.token_id
+    AND l.kind = 'bid' AND l.account = st.buyer
+    AND (l.block_number, l.log_index) < (st.block_number, st.log_index)
+  ORDER BY l.block_number DESC, l.log_index DESC LIMIT 1) b
+WHERE st.marketplace = 'cryptopunks' AND st.price_wei = 0
+  AND s.chain_id = %(chain)s AND s.block_hash = st.block_hash AND s.tx_hash = st.tx_hash
+  AND s.log_index = st.log_index AND s.batch_index = st.batch_index
+"""
+
+
+def is_unpriced_punk_sale(s: SaleEvent) -> bool:
+    """An accepted punk bid: no price in the event, filled from the bid when recorded."""
+    return s.marketplace == "cryptopunks" and s.price_wei == 0
+
+
+def record_sales(
+    cur: Any,
+    chain_id: int,
+    sales: Sequence[SaleEvent],
+    rows: EventRows,
+    unpriced: bytes,
+    *,
+    check: bool,
+) -> list[SaleEvent] | None:
+    """Write ``sales`` (their COPY ``rows``) and price the accepted punk bids among them
+    (``unpriced``: their COPY lines); returns the sales new to the database, or None when all of
+    them were."""
+    keys = insert_events(cur, SALES, chain_id, rows, check=check)
+    if unpriced:
+        if keys is None:  # the direct COPY left _st_sales empty
+            copy_data(cur, "COPY _st_sales FROM STDIN", unpriced)
+        cur.execute(_FIX_PUNK_BID_PRICES, {"chain": chain_id})
+    if keys is None:
+        return None
+    return [s for s in sales if (s.block_hash, s.tx_hash, s.log_index, s.batch_index) in keys]
+
+
+def record_listings(
+    cur: Any, chain_id: int, listings: Sequence[ListingEvent], rows: EventRows
+) -> int:
+    """Write ``listings``; returns how many were new to the database."""
+    keys = insert_events(cur, LISTINGS, chain_id, rows)
+    return len(listings) if keys is None else len(keys)
+
+
+def record_offers(cur: Any, chain_id: int, listings: Sequence[ListingEvent]) -> int:
+    """Urgent valuation work for the on-chain listings (``offered``) among ``listings``; returns
+    the outbox rows added."""
+    offered = sorted(
+        (li for li in listings if li.kind == "offered"), key=lambda x: (x.block_number, x.log_index)
+    )
+    if not offered:
+        return 0
+    cur.executemany(
+        "INSERT INTO outbox (task, queue, payload, dedupe_key, attempts) "
+        "VALUES ('value', 'urgent', %s::jsonb, %s, 0) ON CONFLICT (dedupe_key) DO NOTHING",
+        [
+            (
+                json.dumps(
+                    {
+                        "chain_id": chain_id,
+                        "contract": li.contract,
+                        "token_id": str(li.token_id),
+                        "reason": "listing",
+                        "price_wei": str(li.price_wei or 0),
+                    }
+                ),
+                f"value:{chain_id}:{li.block_hash}:{li.tx_hash}:{li.log_index}",
+            )
+            for li in offered
+        ],
+    )
+    return max(0, int(cur.rowcount))
