@@ -120,21 +120,21 @@ class _Decoder:
     by the loop before a handler runs), and the punk market's transfer recipients seen so far."""
 
     __slots__ = (
-        "legacy_contracts",
-        "nft_contracts",
-        "max_consecutive",
-        "out",
-        "transfers",
-        "sales",
-        "listings",
-        "updates",
-        "block_number",
         "block_hash",
-        "tx_hash",
-        "raw_tx",
-        "log_index",
+        "block_number",
         "contract",
+        "legacy_contracts",
+        "listings",
+        "log_index",
+        "max_consecutive",
+        "nft_contracts",
+        "out",
         "punk_recipient",
+        "raw_tx",
+        "sales",
+        "transfers",
+        "tx_hash",
+        "updates",
     )
 
     def __init__(
