@@ -5,7 +5,9 @@ Conventions, everywhere:
   (up to 2**256-1);
 - chain events are keyed by (chain_id, block_hash, tx_hash, log_index, batch_index), so replaying a
   block range is a no-op and a reorg deletes exactly the rows of the orphaned blocks;
-- token rows are *derived* from events and can always be recomputed from them.
+- token rows are *derived* from events and can always be recomputed from them;
+- the event tables' columns are the fields of the records in :mod:`store.records` (plus
+  ``chain_id`` and ``block_time``); the ingest's staging tables take their types from here.
 """
 
 from __future__ import annotations
@@ -83,17 +85,6 @@ class Block(Base):
     hash: Mapped[str] = mapped_column(Hash32)
     parent_hash: Mapped[str] = mapped_column(Hash32)
     timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-
-
-def _event_key() -> tuple[Any, ...]:
-    return (
-        mapped_column(BigInteger),
-        mapped_column(BigInteger),
-        mapped_column(Hash32),
-        mapped_column(Hash32),
-        mapped_column(Integer),
-        mapped_column(Integer, default=0),
-    )
 
 
 class Transfer(Base):
