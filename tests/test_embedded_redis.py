@@ -28,6 +28,7 @@ from nftwatch.settings import Settings
 from store.db import make_engine, make_sessionmaker
 from store.models import Embedding
 from store.vectors import store_media
+from tests.support.workers import start_workers, stop_workers, wait_until_ready
 from worker.app import EMBED_TASK, configure, redis_client_url
 from worker.config import WorkerConfig
 
@@ -199,34 +200,9 @@ def test_workers_starting_together_share_one_server_and_the_last_out_stops_it(
         "NFTWATCH_METRICS_PORT": "0",
     }
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
-    workers = []
-    for log in logs:
-        with log.open("wb") as out:
-            workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "nftwatch.cli",
-                        "worker",
-                        "--queues",
-                        "resolve",
-                        "--pool",
-                        "solo",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
-            )
+    workers = start_workers(env, logs)
     try:
-        deadline = time.monotonic() + 180
-        while not all("ready." in log.read_text(errors="replace") for log in logs):
-            dead = [w for w in workers if w.poll() is not None]
-            assert not dead, logs[workers.index(dead[0])].read_text()[-2000:]
-            assert time.monotonic() < deadline, "workers did not all become ready"
-            time.sleep(0.3)
+        wait_until_ready(workers, logs, 180)
         servers = servers_in(redis_dir)
         assert len(servers) == 1
         watcher = EmbeddedRedis(redis_dir)
@@ -239,9 +215,7 @@ def test_workers_starting_together_share_one_server_and_the_last_out_stops_it(
         workers[2].wait(timeout=60)
         assert gone(servers[0].pid)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGKILL)
+        stop_workers(workers, grace=None)  # a failed test's workers: killed at once
 
 
 @pytest.mark.timeout(120)

@@ -5,10 +5,6 @@ embedded default broker, a Redis of our own, is tested in test_embedded_redis.py
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from store.db import sqlalchemy_url
+from tests.support.workers import start_workers, stop_workers, wait_until_ready
 
 
 @pytest.mark.timeout(180)
@@ -33,46 +30,11 @@ def test_workers_starting_together_on_a_fresh_embedded_broker(pg_url: str, tmp_p
         "NFTWATCH_METRICS_PORT": "0",
     }
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
-    workers = []
-    for log in logs:
-        with log.open("wb") as out:
-            workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "nftwatch.cli",
-                        "worker",
-                        "--queues",
-                        "resolve",
-                        "--pool",
-                        "solo",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
-            )
+    workers = start_workers(env, logs)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            dead = [w for w in workers if w.poll() is not None]
-            assert not dead, logs[workers.index(dead[0])].read_text()[-2000:]
-            if all("ready." in log.read_text(errors="replace") for log in logs):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("workers did not all become ready")
+        wait_until_ready(workers, logs, 120, interval=0.5)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(w.pid, signal.SIGKILL)
+        stop_workers(workers, grace=30)
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
