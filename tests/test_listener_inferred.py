@@ -14,7 +14,7 @@ from listeners.follower import Follower
 from listeners.rpc import Rpc
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
-from store.models import Base
+from tests.support.db import truncate
 
 CHAIN = 31337
 ETH = 10**18
@@ -32,12 +32,6 @@ def sales(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:
                 )
             ).all()
         ]
-
-
-def truncate(factory: sessionmaker[Session]) -> None:
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with factory.begin() as s:
-        s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 def test_sales_inferred_from_the_transaction(anvil: Anvil, sessions) -> None:

