@@ -18,15 +18,17 @@ recorded. Every failure also appends a ``fetch_failures`` row.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, not_, select, text, update
+from sqlalchemy import and_, func, not_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from store import outbox
 from store.chain import token_key_sql
 from store.models import Collection, Embedding, FetchFailure, Token
 from store.vectors import as_floats
@@ -322,3 +324,120 @@ def stale_resolved(session: Session, cutoff: dt.datetime, limit: int) -> list[Du
         .limit(limit)
     ).all()
     return [Due(*r) for r in rows]
+
+
+# A dead letter: resolving failed permanently or ran out of attempts, or the metadata resolved
+# but its image did not (status ok with an error recorded).
+_DEAD = or_(
+    Token.metadata_status == "failed",
+    and_(Token.metadata_status == "ok", Token.error_class.is_not(None)),
+)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    chain_id: int
+    contract: str
+    token_id: str
+    status: str
+    stage: str | None
+    error_class: str | None
+    message: str | None
+    attempts: int
+    uri: str | None
+    failed_at: dt.datetime | None
+
+
+def dead_letters(session: Session, limit: int = 50) -> list[DeadLetter]:
+    """The most recent dead letters with their last recorded failure."""
+    tokens = session.scalars(
+        select(Token).where(_DEAD).order_by(Token.updated_at.desc()).limit(limit)
+    )
+    out = []
+    for t in tokens:
+        last = session.scalars(
+            select(FetchFailure)
+            .where(
+                FetchFailure.chain_id == t.chain_id,
+                FetchFailure.contract == t.contract,
+                FetchFailure.token_id == t.token_id,
+            )
+            .order_by(FetchFailure.id.desc())
+            .limit(1)
+        ).first()
+        out.append(
+            DeadLetter(
+                chain_id=t.chain_id,
+                contract=t.contract,
+                token_id=str(t.token_id),
+                status=t.metadata_status,
+                stage=last.stage if last is not None else None,
+                error_class=t.error_class,
+                message=t.error_message,
+                attempts=last.attempts if last is not None else t.attempts,
+                uri=last.uri if last is not None else t.token_uri,
+                failed_at=last.created_at if last is not None else t.updated_at,
+            )
+        )
+    return out
+
+
+def redrive(
+    session: Session,
+    *,
+    token: tuple[str, int] | None = None,
+    chain_id: int | None = None,
+) -> int:
+    """Queue a fresh resolve of one token (any status), or of every dead letter when ``token``
+    is None; their attempts start again. Returns how many were queued."""
+    query = select(Token.chain_id, Token.contract, Token.token_id)
+    if token is not None:
+        query = query.where(Token.contract == token[0], Token.token_id == Decimal(token[1]))
+    else:
+        query = query.where(_DEAD)
+    if chain_id is not None:
+        query = query.where(Token.chain_id == chain_id)
+    rows = session.execute(query.with_for_update()).all()
+    run = uuid.uuid4().hex[:12]
+    for chain, contract, token_id in rows:
+        session.execute(
+            update(Token)
+            .where(Token.chain_id == chain, Token.contract == contract, Token.token_id == token_id)
+            .values(metadata_status="pending", attempts=0, next_retry_at=None)
+        )
+        outbox.enqueue(
+            session,
+            "resolve",
+            "resolve",
+            {"chain_id": chain, "contract": contract, "token_id": str(token_id)},
+            dedupe_key=f"redrive:{chain}:{contract}:{token_id}:{run}",
+        )
+    return len(rows)
+
+
+def upsert_imported_tokens(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the tokens of an import in one statement; a token already stored takes the
+    import's attributes, metadata, status and image (its chain-derived columns stay)."""
+    stmt = insert(Token).values(list(rows))
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["chain_id", "contract", "token_id"],
+            set_={
+                "attributes": stmt.excluded.attributes,
+                "metadata_json": stmt.excluded.metadata_json,
+                "metadata_status": stmt.excluded.metadata_status,
+                "image_sha256": stmt.excluded.image_sha256,
+            },
+        )
+    )
+
+
+def most_traded_token(session: Session, chain_id: int, contract: str) -> int | None:
+    """The collection's token with the most sales (the lowest id among equals)."""
+    tid = session.scalar(
+        select(Token.token_id)
+        .where(Token.chain_id == chain_id, Token.contract == contract)
+        .order_by(Token.sale_count.desc(), Token.token_id)
+        .limit(1)
+    )
+    return None if tid is None else int(tid)

@@ -7,8 +7,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from nftwatch.api.listings import ListedToken
 from store.chain.token_delta import ZERO_ADDRESS
+from store.listings import ListedToken
 from store.models import Sale, Token, Valuation
 from store.vectors import Neighbour
 

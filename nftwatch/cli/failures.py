@@ -12,7 +12,7 @@ import typer
 
 from nftwatch.cli.app import cli
 from nftwatch.cli.common import JsonFlag, _print_json, _settings, _token_args
-from store.ops import dead_letters, redrive
+from store.tokens import dead_letters, redrive
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import ops, tokens
+from store import tokens
 from store.vectors import ensure_vector_index, store_embeddings, store_media
 
 CRYPTOPUNKS_ADDRESS = "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb"
@@ -67,7 +67,7 @@ def import_cryptopunks(
                 }
                 for p, sha in zip(chunk, shas, strict=True)
             ]
-            ops.upsert_imported_tokens(s, rows)
+            tokens.upsert_imported_tokens(s, rows)
             for model, vecs in zip(models, vectors, strict=True):
                 store_embeddings(
                     s,

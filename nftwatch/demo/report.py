@@ -13,7 +13,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.demo.world import TradeStats
-from store import ops, valuations
+from store import ops, tokens, valuations
 from store.vectors import grouped_vectors
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
@@ -97,7 +97,7 @@ def _most_traded(
     picks = []
     with factory() as s:
         for contract in collections:
-            tid = ops.most_traded_token(s, chain_id, contract)
+            tid = tokens.most_traded_token(s, chain_id, contract)
             if tid is not None:
                 picks.append((contract, tid))
     return picks

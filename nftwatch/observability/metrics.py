@@ -34,12 +34,6 @@ def redis_queue_depths(
     return {q: int(client.llen(f"{prefix or ''}{q}")) for q in queues}
 
 
-def sql_queue_depths(session: Session) -> dict[str, int]:
-    """Visible messages per queue of kombu's SQLAlchemy transport; empty before it made its
-    tables."""
-    return ops.kombu_queue_depths(session)
-
-
 @dataclass(eq=False)  # registries keep collectors in sets
 class ServiceCollector(Collector):
     """Reads the follower's position, the node's head, the outbox and the broker's queues."""

@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.rpc import Rpc
-from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths, sql_queue_depths
+from nftwatch.observability.metrics import ServiceCollector, redis_queue_depths
 from nftwatch.observability.server import MetricsServer
 from nftwatch.runtime import Resources
+from store import ops
 from worker.app import redis_client_url
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,6 @@ def queue_depths(
 
     def sql() -> dict[str, int]:
         with factory() as session:
-            return sql_queue_depths(session)
+            return ops.kombu_queue_depths(session)
 
     return sql
