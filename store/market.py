@@ -1,15 +1,23 @@
-"""Sales of a collection, as the valuation model reads them, and their fingerprint."""
+"""Sales: a collection's, as the valuation model reads them, and their fingerprint; one
+token's, for the API; and a collection's 30-day statistics."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from store.models import (
+    Collection,
+    Listing,
     Sale,
+    Token,
 )
+from store.ops import database_now
 
 
 def collection_sales(
@@ -32,3 +40,107 @@ def sales_stamp(session: Session, chain_id: int, contract: str) -> tuple[int, in
         ).where(Sale.chain_id == chain_id, Sale.contract == contract)
     ).one()
     return int(n), int(top), int(total)
+
+
+def token_sales(session: Session, chain_id: int, contract: str, token_id: int) -> list[Sale]:
+    return list(
+        session.scalars(
+            select(Sale)
+            .where(
+                Sale.chain_id == chain_id,
+                Sale.contract == contract,
+                Sale.token_id == Decimal(token_id),
+            )
+            .order_by(Sale.block_time.desc(), Sale.log_index.desc())
+        )
+    )
+
+
+ETH_CURRENCIES = ("ETH", "WETH")
+STATS_WINDOW = dt.timedelta(days=30)
+
+_WINDOW_STATS = """
+SELECT count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY price_wei) AS median,
+       percentile_cont(0.1) WITHIN GROUP (ORDER BY price_wei) AS floor
+FROM sales
+WHERE chain_id = :chain_id AND contract = :contract AND price_wei > 0
+  AND currency = ANY(:currencies)
+  AND block_time > :start AND block_time <= :end
+"""
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    name: str | None
+    token_count: int
+    sales_count: int
+    window_start: dt.datetime
+    window_end: dt.datetime
+    window_sales: int
+    median_eth: float | None
+    floor_eth: float | None
+    listings_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "token_count": self.token_count,
+            "sales_count": self.sales_count,
+            "window": {
+                "start": self.window_start.isoformat(),
+                "end": self.window_end.isoformat(),
+                "sales": self.window_sales,
+            },
+            "median_sale_eth_30d": self.median_eth,
+            "floor_proxy_eth_30d": self.floor_eth,
+            "listings_count": self.listings_count,
+        }
+
+
+def collection_stats(
+    session: Session, chain_id: int, contract: str, as_of: dt.datetime | None = None
+) -> CollectionStats | None:
+    """Counts, and the 30-day median and 10th-percentile sale (the floor proxy: a collection's
+    floor is what its cheapest tokens actually sold for, not what they were listed at). The
+    window ends at ``as_of`` or now; None when nothing at all is known about the contract."""
+    end = as_of or database_now(session)
+    start = end - STATS_WINDOW
+    name = session.scalar(
+        select(Collection.name).where(
+            Collection.chain_id == chain_id, Collection.address == contract
+        )
+    )
+    tokens = session.scalar(
+        select(func.count()).where(Token.chain_id == chain_id, Token.contract == contract)
+    )
+    sales = session.scalar(
+        select(func.count()).where(Sale.chain_id == chain_id, Sale.contract == contract)
+    )
+    listings = session.scalar(
+        select(func.count()).where(Listing.chain_id == chain_id, Listing.contract == contract)
+    )
+    window = session.execute(
+        text(_WINDOW_STATS),
+        {
+            "chain_id": chain_id,
+            "contract": contract,
+            "currencies": list(ETH_CURRENCIES),
+            "start": start,
+            "end": end,
+        },
+    ).one()
+    if name is None and not tokens and not sales and not listings:
+        return None
+    wei = 10**18
+    return CollectionStats(
+        name=name or None,
+        token_count=int(tokens or 0),
+        sales_count=int(sales or 0),
+        window_start=start,
+        window_end=end,
+        window_sales=int(window.n),
+        median_eth=None if window.median is None else float(window.median) / wei,
+        floor_eth=None if window.floor is None else float(window.floor) / wei,
+        listings_count=int(listings or 0),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,22 @@ def latest_valuation(
             Valuation.chain_id == chain_id,
             Valuation.contract == contract.lower(),
             Valuation.token_id == Decimal(token_id),
+        )
+        .order_by(Valuation.valued_at.desc(), Valuation.id.desc())
+        .limit(1)
+    ).first()
+
+
+def valuation_since(
+    session: Session, chain_id: int, contract: str, token_id: int, since: dt.datetime
+) -> Valuation | None:
+    return session.scalars(
+        select(Valuation)
+        .where(
+            Valuation.chain_id == chain_id,
+            Valuation.contract == contract,
+            Valuation.token_id == Decimal(token_id),
+            Valuation.valued_at > since,
         )
         .order_by(Valuation.valued_at.desc(), Valuation.id.desc())
         .limit(1)

@@ -342,3 +342,17 @@ def grouped_vectors(
     for grp, vec in session.execute(text(sql), params):
         groups.setdefault(str(grp), []).append(as_floats(vec))
     return groups
+
+
+def image(session: Session, sha256: str) -> tuple[bytes, str] | None:
+    row = session.execute(select(Media.content, Media.mime).where(Media.sha256 == sha256)).first()
+    return None if row is None else (bytes(row.content), row.mime)
+
+
+def embedding_of(session: Session, sha256: str, extractor: str | None) -> Embedding | None:
+    """The image's vector from ``extractor``, or from any extractor (the preferred one first)."""
+    query = select(Embedding).where(Embedding.image_sha256 == sha256)
+    if extractor is not None:
+        query = query.where(Embedding.extractor == extractor)
+    ordered = query.order_by((Embedding.extractor == "effnet-lite0-v1").desc(), Embedding.extractor)
+    return session.scalars(ordered.limit(1)).first()

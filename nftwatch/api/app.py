@@ -46,8 +46,7 @@ from nftwatch.api.params import (
 )
 from nftwatch.api.ratelimit import Limiter, RateLimits
 from store import listings as store_listings
-from store import ops, outbox, tokens, valuations
-from store.vectors import nearest
+from store import market, ops, outbox, tokens, valuations, vectors
 
 MAX_WAIT_S = 30.0
 POLL_INTERVAL_S = 0.25
@@ -175,7 +174,7 @@ def create_app(
             row = tokens.token(session, ref.chain_id, ref.contract, ref.token_id)
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
-            sales = store_listings.token_sales(session, ref.chain_id, ref.contract, ref.token_id)
+            sales = market.token_sales(session, ref.chain_id, ref.contract, ref.token_id)
             return views.token_body(row, sales, f"/v1/tokens/{ref.path}/image")
 
     @v1.get(
@@ -190,7 +189,7 @@ def create_app(
             if row is None:
                 raise _not_found(f"token {ref.path} is not known")
             sha = row.image_sha256
-            found = store_listings.image(session, sha) if sha else None
+            found = vectors.image(session, sha) if sha else None
         if found is None:
             raise _not_found(f"token {ref.path} has no stored image")
         content, mime = found
@@ -229,11 +228,11 @@ def create_app(
                 raise _not_found(f"token {ref.path} is not known")
             if row.image_sha256 is None:
                 raise _not_found(f"token {ref.path} has no image yet")
-            emb = store_listings.embedding_of(session, row.image_sha256, extractor)
+            emb = vectors.embedding_of(session, row.image_sha256, extractor)
             if emb is None:
                 which = f"by {extractor}" if extractor else "yet"
                 raise _not_found(f"token {ref.path}'s image is not embedded {which}")
-            neighbours = nearest(
+            neighbours = vectors.nearest(
                 session,
                 extractor=emb.extractor,
                 dim=emb.dim,
@@ -288,9 +287,7 @@ def create_app(
 
     def _newer(ref: TokenRef, since: dt.datetime) -> dict[str, Any] | None:
         with factory() as session:
-            v = store_listings.valuation_since(
-                session, ref.chain_id, ref.contract, ref.token_id, since
-            )
+            v = valuations.valuation_since(session, ref.chain_id, ref.contract, ref.token_id, since)
             return None if v is None else views.valuation_body(v)
 
     @v1.post(
@@ -364,7 +361,7 @@ def create_app(
     ) -> dict[str, Any]:
         as_of = parse_instant("as_of", as_of)
         with factory() as session:
-            stats = store_listings.collection_stats(session, ref.chain_id, ref.contract, as_of)
+            stats = market.collection_stats(session, ref.chain_id, ref.contract, as_of)
         if stats is None:
             raise _not_found(f"nothing is known about {ref.chain_id}/{ref.contract}")
         return {"chain_id": ref.chain_id, "contract": ref.contract, **stats.to_dict()}
