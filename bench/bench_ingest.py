@@ -44,8 +44,8 @@ from sqlalchemy.orm import sessionmaker
 from listeners import decode as d
 from listeners.backfill import chunk_job, prepare_decoded
 from listeners.pipeline import Writer, bulk_tuning
-from listeners.rpc import BlockHeader
 from store.chain import recompute_tokens, staging
+from store.records import BlockHeader
 
 # migration 0007's statements, for the side-by-side run with the default collation
 hex_collation = importlib.import_module("migrations.versions.0007_hex_columns_collate_c")

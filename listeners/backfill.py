@@ -22,9 +22,9 @@ from listeners.decode import ALL_TOPICS, MARKET_TOPICS, WETH, decode_logs
 from listeners.errors import RangeTooLarge, Retryable
 from listeners.inferred import infer_sales
 from listeners.pipeline import Writer, bulk_tuning
-from listeners.rpc import BlockHeader, Rpc
+from listeners.rpc import Rpc
 from store.chain import PreparedBatch, get_checkpoint, prepare_batch, record_prepared
-from store.records import Decoded
+from store.records import BlockHeader, Decoded
 
 
 @dataclass

@@ -20,8 +20,9 @@ from listeners.backfill import add_inferred_sales, fetch_logs, record_decoded
 from listeners.decode import WETH, decode_logs
 from listeners.errors import ListenerError, Retryable
 from listeners.heads import HeadWatcher
-from listeners.rpc import BlockHeader, Rpc
+from listeners.rpc import Rpc
 from store.chain import block_hashes, get_checkpoint, rollback_to, set_checkpoint
+from store.records import BlockHeader
 
 log = logging.getLogger(__name__)
 

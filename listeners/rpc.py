@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from listeners.errors import RangeTooLarge, RpcError, RpcTimeout, RpcUnavailable
+from store.records import BlockHeader
 
 # Provider phrasings of "your eth_getLogs range is too large".
 _RANGE_MESSAGES = (
@@ -43,14 +43,6 @@ Call = tuple[str, list[Any]]  # (method, params)
 
 def block_tag(block: BlockTag) -> str:
     return hex(block) if isinstance(block, int) else block
-
-
-@dataclass(slots=True)
-class BlockHeader:
-    number: int
-    hash: str
-    parent_hash: str
-    timestamp: int
 
 
 def classify_rpc_error(error: dict[str, Any], *, from_block: int | None = None) -> Exception:

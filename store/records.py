@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BlockHeader:
     number: int
     hash: str
@@ -19,7 +19,7 @@ class BlockHeader:
     timestamp: int  # unix seconds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferEvent:
     """One NFT movement (a mint has from = 0x0, a burn to = 0x0)."""
 
@@ -37,7 +37,7 @@ class TransferEvent:
     is_mint: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SaleEvent:
     block_number: int
     block_hash: str
@@ -55,7 +55,7 @@ class SaleEvent:
     fees_wei: int = 0  # paid to others than the seller, in ``currency``
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ListingEvent:
     block_number: int
     block_hash: str
@@ -69,7 +69,7 @@ class ListingEvent:
     account: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MetadataUpdateEvent:
     """Token ids ``from_token_id..to_token_id`` (inclusive) of ``contract`` changed metadata."""
 
@@ -82,7 +82,7 @@ class MetadataUpdateEvent:
     to_token_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OversizedRange:
     """An EIP-2309 range larger than the expansion cap: recorded, not expanded."""
 

@@ -12,9 +12,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from listeners.decode import ZERO
-from listeners.rpc import BlockHeader
 from store.chain import record_batch
-from store.records import TransferEvent
+from store.records import BlockHeader, TransferEvent
 
 CHAIN = 7
 NFT = "0x" + "c4" * 20

@@ -12,9 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.decode import ZERO
-from listeners.rpc import BlockHeader
 from store.chain import recompute_tokens, record_batch
-from store.records import SaleEvent, TransferEvent
+from store.records import BlockHeader, SaleEvent, TransferEvent
 
 CHAIN = 5
 
