@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -149,6 +150,16 @@ def chromium() -> str:
     return CHROMIUM
 
 
+def _wait_until_true(page: Any, expression: str, timeout: float) -> None:
+    """Poll a JavaScript expression from Python. ``page.wait_for_function`` polls with ``eval``
+    inside the page once its first check fails, which the desk's CSP (no 'unsafe-eval')
+    rightly refuses; ``page.evaluate`` goes through the DevTools protocol instead."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after the timeout: {expression}"
+        time.sleep(0.1)
+
+
 def test_desk_page_shows_a_valuation_and_a_new_listing_live(
     factory: sessionmaker[Session], server: str, tmp_path: Path
 ) -> None:
@@ -186,12 +197,13 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
             expect(page.locator("#val-interval")).to_have_text("80 % interval 2.56 ETH – 4.16 ETH")
             expect(page.locator("#val-pliquid")).to_have_text("64 %")
             expect(page.locator("#val-confidence")).to_have_text("55 %")
-            page.wait_for_function(
-                "document.getElementById('token-image').naturalWidth > 0", timeout=10_000
+            _wait_until_true(
+                page, "document.getElementById('token-image').naturalWidth > 0", timeout=10_000
             )
             comps = page.locator("#comparables .comp")
             expect(comps).to_have_count(len(NEIGHBOURS))
-            page.wait_for_function(
+            _wait_until_true(
+                page,
                 "[...document.querySelectorAll('#comparables img')]"
                 ".filter(i => i.complete && i.naturalWidth > 0).length === " + str(len(NEIGHBOURS)),
                 timeout=10_000,
@@ -219,8 +231,8 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
             expect(feed.first).to_contain_text("5.40 ETH")
             expect(feed.first).to_contain_text("P(liquid) 31 %")
             assert page.evaluate("window.__sameDocument") is True
-            page.wait_for_function(
-                "document.querySelector('#listings li img').naturalWidth > 0", timeout=10_000
+            _wait_until_true(
+                page, "document.querySelector('#listings li img').naturalWidth > 0", timeout=10_000
             )
         finally:
             browser.close()
