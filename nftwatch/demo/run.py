@@ -209,15 +209,17 @@ def run_story(
             target=follower.run, args=(stop, 0.25), daemon=True, name="follower"
         )
         follower_thread.start()
+        total_tokens = sum(len(c.tokens) for c in collections)
+        _wait_for_pipeline(factory, total_tokens, len(cfg.extractors), supervisor, console, timeout)
+
+        # Listed once the history is embedded, so that every listing's valuation has visual
+        # comparables to show (a listing during the backfill burst may find none embedded yet).
         punks = next(d for d in deployed if d.standard == "cryptopunks")
         listings = world.list_punks(w3, punks, rng, count=listed)
         say(
             f"listed {len(listings)} punks on the market contract: the follower picks them up "
             "live and the desk values them on the urgent queue"
         )
-
-        total_tokens = sum(len(c.tokens) for c in collections)
-        _wait_for_pipeline(factory, total_tokens, len(cfg.extractors), supervisor, console, timeout)
         _wait_for(
             lambda: _listing_valuations(factory, listings) == len(listings),
             supervisor,
