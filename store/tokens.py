@@ -1,5 +1,6 @@
 """Collections and token rows: lookups, the owner a token had before a chain position, what the
-valuer reads of a collection's tokens, and the token's metadata state machine.
+valuer reads of a collection's tokens, and the token's metadata state machine with its dead
+letters.
 
 The metadata state machine, ``tokens.metadata_status`` (rows start pending when the chain
 recording first sees a token)::
@@ -9,6 +10,7 @@ recording first sees a token)::
                                                └─ mark_failed ───▶ failed, a dead letter
     retry, next_retry_at passed ──── due_retries ────▶ the sweep queues a resolve
     ok, mutable URI read long ago ── stale_resolved ─▶ the sweep queues a resolve
+    failed (a dead letter) ──────── redrive ────────▶ pending, queued again (``nftwatch retry``)
 
 ``attempts`` counts consecutive failures. An image failure follows ``mark_resolved`` in the same
 transaction: ``mark_retry`` moves the token to retry, ``mark_failed`` keeps it ok with the error
