@@ -43,7 +43,9 @@ def _add_tokens(factory: object, ids: range) -> None:
             )
 
 
-def _add_sale(s: object, n: int, token_id: int, when: dt.datetime, eth: float) -> None:
+def _add_sale(
+    s: object, n: int, token_id: int, when: dt.datetime, eth: float, contract: str = CONTRACT
+) -> None:
     s.add(  # type: ignore[attr-defined]
         Sale(
             chain_id=CHAIN,
@@ -52,7 +54,7 @@ def _add_sale(s: object, n: int, token_id: int, when: dt.datetime, eth: float) -
             tx_hash=f"0x{n:064x}",
             log_index=0,
             block_time=when,
-            contract=CONTRACT,
+            contract=contract,
             token_id=Decimal(token_id),
             seller="0x" + "11" * 20,
             buyer="0x" + "22" * 20,
@@ -187,22 +189,7 @@ def test_a_repeated_trait_type_keeps_every_value_in_the_service_valuation(db_url
             token = rng.randrange(40)
             eth = (3.0 if token % 8 == 0 else 1.0) * rng.uniform(0.9, 1.1)
             sale_at = start + dt.timedelta(days=n * 299 / 240)
-            s.add(
-                Sale(
-                    chain_id=CHAIN,
-                    block_number=n + 1,
-                    block_hash=f"0x{n + 1:064x}",
-                    tx_hash=f"0x{n + 1:064x}",
-                    log_index=0,
-                    block_time=sale_at,
-                    contract=contract,
-                    token_id=Decimal(token),
-                    seller="0x" + "11" * 20,
-                    buyer="0x" + "22" * 20,
-                    price_wei=Decimal(int(eth * 10**18)),
-                    marketplace="test",
-                )
-            )
+            _add_sale(s, n + 1, token, sale_at, eth, contract)
     try:
         double = value_now(context, CHAIN, contract, 8, reason="test")
         single = value_now(context, CHAIN, contract, 3, reason="test")
