@@ -11,18 +11,20 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nftwatch.service.supervisor import Supervisor
+from nftwatch.service.supervisor import Child, Supervisor
 from store.db import sqlalchemy_url
 
 
-def worker_niceness(pid: int) -> int:
-    """The niceness of ``pid`` once it runs the worker itself (nice(1) sets it, then execs)."""
-    process = psutil.Process(pid)
+def worker_niceness(child: Child) -> int:
+    """The niceness of the child once it runs the worker itself (nice(1) sets it, then execs).
+    Between fork and exec, /proc briefly shows an empty command line: wait through it."""
+    process = psutil.Process(child.process.pid)
     deadline = time.monotonic() + 20
-    while Path(process.cmdline()[0]).name == "nice":
-        assert time.monotonic() < deadline, process.cmdline()
+    while not (cmdline := process.cmdline()) or Path(cmdline[0]).name == "nice":
+        assert child.process.poll() is None, child.log_path.read_text()  # it died: show why
+        assert time.monotonic() < deadline, cmdline
         time.sleep(0.05)
-    assert process.cmdline()[1:3] == ["-m", "nftwatch.cli"]  # the worker, not a wrapper
+    assert cmdline[1:3] == ["-m", "nftwatch.cli"]  # the worker, not a wrapper
     return int(process.nice())
 
 
@@ -42,12 +44,12 @@ def test_a_niced_worker_keeps_its_priority_across_a_restart(
         bulk = supervisor.start_worker("bulk", env, "--queues", "resolve", "--pool", "solo", nice=7)
         plain = supervisor.start_worker("plain", env, "--queues", "urgent", "--pool", "solo")
         for child, niceness in ((bulk, 7), (plain, os.nice(0))):
-            assert worker_niceness(child.process.pid) == niceness
+            assert worker_niceness(child) == niceness
         first = bulk.process.pid
         os.kill(first, signal.SIGKILL)
         bulk.process.wait(timeout=10)
         assert supervisor.restart_dead() == ["bulk"]
-        assert bulk.process.pid != first and worker_niceness(bulk.process.pid) == 7
+        assert bulk.process.pid != first and worker_niceness(bulk) == 7
     finally:
         supervisor.stop_all()
     time.sleep(0.2)
