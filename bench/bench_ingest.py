@@ -43,6 +43,7 @@ from sqlalchemy.orm import sessionmaker
 
 from listeners import decode as d
 from listeners.backfill import chunk_job, prepare_decoded
+from listeners.markets import seaport as seaport_market
 from listeners.pipeline import Writer, bulk_tuning
 from store.chain import recompute_tokens, staging
 from store.records import BlockHeader
@@ -236,7 +237,11 @@ def make_logs(n: int, seed: int = 7) -> tuple[list[dict[str, Any]], list[BlockHe
                     {
                         **base,
                         "address": seaport,
-                        "topics": [d.ORDER_FULFILLED, _addr_topic(seller), _addr_topic(d.ZERO)],
+                        "topics": [
+                            seaport_market.ORDER_FULFILLED,
+                            _addr_topic(seller),
+                            _addr_topic(d.ZERO),
+                        ],
                         "data": "0x" + data.hex(),
                     }
                 )
@@ -306,7 +311,7 @@ def web3_decode(logs: list[dict[str, Any]]) -> int:
             abi: dict[str, Any] = abi_721
         elif t0 == d.TRANSFER_BATCH:
             abi = abi_batch
-        elif t0 == d.ORDER_FULFILLED:
+        elif t0 == seaport_market.ORDER_FULFILLED:
             abi = abi_sea
         else:
             continue

@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from listeners.decode import ALL_TOPICS, MARKET_TOPICS, WETH, decode_logs
+from listeners.decode import WETH, all_topics, collection_topics, decode_logs
 from listeners.errors import RangeTooLarge, Retryable
 from listeners.inferred import infer_sales
+from listeners.markets import markets_for
 from listeners.pipeline import Writer, bulk_tuning
 from listeners.rpc import Rpc
 from store.chain import PreparedBatch, get_checkpoint, prepare_batch, record_prepared
@@ -61,22 +62,28 @@ def checkpoint_name(
     return f"backfill:{chain_id}:{from_block}:{to_block}:{digest}"
 
 
-def fetch_logs(rpc: Rpc, start: int, end: int, addresses: list[str] | None) -> list[dict[str, Any]]:
+def fetch_logs(
+    rpc: Rpc, start: int, end: int, addresses: list[str] | None, chain_id: int | None = None
+) -> list[dict[str, Any]]:
     """The logs we decode in ``[start, end]``, in chain order.
 
-    With a watched list, marketplace events (emitted by the market, not the collection) come from
-    a second query by topic only; the decoder keeps the ones about watched NFTs."""
+    With a watched list, the collections' own logs come from one query and the markets' (their
+    contracts, their payment tokens, the clones' events by topic) from the registry's queries;
+    the decoder keeps the market events about watched NFTs. Without one, every decoded topic."""
     if not addresses:
-        return rpc.get_logs(start, end, None, [list(ALL_TOPICS)])
-    logs = rpc.get_logs(start, end, addresses, [list(ALL_TOPICS)])
-    watched = {a.lower() for a in addresses}
-    market = [
-        log
-        for log in rpc.get_logs(start, end, None, [list(MARKET_TOPICS)])
-        if log["address"].lower() not in watched
-    ]
-    if market:
-        logs = logs + market
+        return rpc.get_logs(start, end, None, [list(all_topics(chain_id))])
+    logs = rpc.get_logs(start, end, addresses, [list(collection_topics(chain_id))])
+    seen = {(lg["transactionHash"], lg["logIndex"]) for lg in logs}
+    extra = False
+    for query in markets_for(chain_id).queries():
+        addrs = list(query.addresses) if query.addresses is not None else None
+        for log in rpc.get_logs(start, end, addrs, [list(query.topics)]):
+            key = (log["transactionHash"], log["logIndex"])
+            if key not in seen:  # a watched contract may emit a market's event too
+                seen.add(key)
+                logs.append(log)
+                extra = True
+    if extra:
         logs.sort(key=lambda lg: (int(lg["blockNumber"], 16), int(lg["logIndex"], 16)))
     return logs
 
@@ -193,12 +200,13 @@ def backfill(
                     time.sleep(wait)
                 last_call = time.monotonic()
             try:
-                logs = fetch_logs(rpc, start, end, addrs)
+                logs = fetch_logs(rpc, start, end, addrs, chain_id)
                 decoded = decode_logs(
                     logs,
                     legacy_contracts=legacy_contracts,
                     nft_contracts=nft_contracts,
                     max_consecutive=max_consecutive,
+                    chain_id=chain_id,
                 )
                 add_inferred_sales(rpc, decoded, nft_contracts, weth_contracts)
                 headers = headers_for(rpc, decoded)

@@ -102,12 +102,15 @@ class Follower:
                 # The chain changed between reading the head and the headers: next poll sorts it.
                 raise Retryable(f"block {h.number} does not extend {prev}")
             prev = h.hash
-        logs = fetch_logs(self.rpc, last + 1, end, self.addresses)
+        logs = fetch_logs(self.rpc, last + 1, end, self.addresses, self.chain_id)
         by_hash = {h.hash for h in headers}
         if any(lg["blockHash"].lower() not in by_hash for lg in logs):
             raise Retryable(f"logs of {last + 1}-{end} come from another branch")
         decoded = decode_logs(
-            logs, legacy_contracts=self.legacy_contracts, nft_contracts=self.nft_contracts
+            logs,
+            legacy_contracts=self.legacy_contracts,
+            nft_contracts=self.nft_contracts,
+            chain_id=self.chain_id,
         )
         add_inferred_sales(self.rpc, decoded, self.nft_contracts, self.weth_contracts)
         with self.sessions.begin() as s:

@@ -150,6 +150,12 @@ class Sale(Base):
     inferred: Mapped[bool] = mapped_column(Boolean, default=False)
     # what the buyer paid to others than the seller (marketplace and royalty fees), in `currency`
     fees_wei: Mapped[Decimal] = mapped_column(Uint256, default=0, server_default="0")
+    # the part of fees_wei paid to the creator, where the market's event tells it apart
+    royalty_wei: Mapped[Decimal] = mapped_column(Uint256, default=0, server_default="0")
+    # NFTs filled together; > 1: a bundle, its price split over them (valuation leaves it out)
+    bundle_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # the price in ether for ETH, WETH and Blur Pool ETH; NULL for other currencies
+    price_eth_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
 
 
 class ConsecutiveRange(Base):

@@ -52,7 +52,10 @@ class SaleEvent:
     currency: str  # ETH | WETH | the ERC-20's address
     marketplace: str  # seaport | cryptopunks | inferred | mint | ...
     inferred: bool = False
-    fees_wei: int = 0  # paid to others than the seller, in ``currency``
+    fees_wei: int = 0  # paid to others than the seller (market fees and royalties), in ``currency``
+    royalty_wei: int = 0  # the part of ``fees_wei`` paid to the creator, where the event says
+    bundle_size: int = 1  # NFTs in the fill: a bundle's price is split over them (see the market)
+    price_eth_wei: int | None = None  # the price in ether, for ETH-pegged currencies; else None
 
 
 @dataclass(slots=True)
@@ -67,6 +70,28 @@ class ListingEvent:
     price_wei: int | None
     # offered: the only allowed buyer (0x0 = anyone); bids: the bidder; withdrawn: 0x0
     account: str
+
+
+@dataclass(slots=True)
+class LoanEvent:
+    """One event of an NFT-backed loan (Blur Blend): a lien taken, refinanced, repaid, put to
+    auction, seized by its lender, or bought out of (the purchase is also a sale). Fields an
+    event does not carry are None; the lien's ``taken`` row has them."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    protocol: str  # blend
+    lien_id: int
+    kind: str  # taken | refinanced | repaid | auction | seized | bought
+    contract: str  # the collateral's collection
+    token_id: int | None
+    lender: str | None
+    borrower: str | None
+    principal_wei: int | None  # the amount lent (refinanced: the new amount)
+    rate_bps: int | None  # the yearly rate in basis points
+    auction_duration: int | None  # blocks
 
 
 @dataclass(slots=True)
@@ -104,6 +129,7 @@ class Decoded:
     transfers: list[TransferEvent] = field(default_factory=list)
     sales: list[SaleEvent] = field(default_factory=list)
     listings: list[ListingEvent] = field(default_factory=list)
+    loans: list[LoanEvent] = field(default_factory=list)
     metadata_updates: list[MetadataUpdateEvent] = field(default_factory=list)
     oversized: list[OversizedRange] = field(default_factory=list)
     skipped: int = 0  # logs that matched no NFT layout (ERC-20 noise, unknown events)
@@ -114,6 +140,7 @@ class Decoded:
             self.transfers,
             self.sales,
             self.listings,
+            self.loans,
             self.metadata_updates,
             self.oversized,
         ):

@@ -7,6 +7,7 @@ import pytest
 from eth_hash.auto import keccak
 
 from listeners import decode
+from listeners.markets import cryptopunks
 from nftwatch.localstack import chaintools as ct
 from nftwatch.localstack.embedded import Anvil
 
@@ -29,14 +30,14 @@ def test_event_signatures_match_the_decoder() -> None:
     arts = ct.compile_contracts()
     punks = _event_topics(arts["PunkMarket"].abi)
     assert punks == {
-        "Assign": decode.ASSIGN,
+        "Assign": cryptopunks.ASSIGN,
         "Transfer": decode.TRANSFER,
-        "PunkTransfer": decode.PUNK_TRANSFER,
-        "PunkOffered": decode.PUNK_OFFERED,
-        "PunkBidEntered": decode.PUNK_BID_ENTERED,
-        "PunkBidWithdrawn": decode.PUNK_BID_WITHDRAWN,
-        "PunkBought": decode.PUNK_BOUGHT,
-        "PunkNoLongerForSale": decode.PUNK_NO_LONGER_FOR_SALE,
+        "PunkTransfer": cryptopunks.PUNK_TRANSFER,
+        "PunkOffered": cryptopunks.PUNK_OFFERED,
+        "PunkBidEntered": cryptopunks.PUNK_BID_ENTERED,
+        "PunkBidWithdrawn": cryptopunks.PUNK_BID_WITHDRAWN,
+        "PunkBought": cryptopunks.PUNK_BOUGHT,
+        "PunkNoLongerForSale": cryptopunks.PUNK_NO_LONGER_FOR_SALE,
     }
     # Seaport 1.x OrderFulfilled, as published
     assert _event_topics(arts["DemoMarket"].abi)["OrderFulfilled"] == (
