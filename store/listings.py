@@ -21,7 +21,6 @@ OFFERED = "offered"
 # at most this many re-valued tokens are looked at per poll, so a backfill that values
 # thousands of tokens moves the position in bounded steps instead of one huge query
 VALUATION_BATCH = 500
-# sale prices in these currencies are in wei of ETH; ERC-20 sales are left out of ETH statistics
 
 TokenKey = tuple[int, str, int]
 
@@ -216,7 +215,8 @@ SELECT s.chain_id,
                                  ELSE 'erc721' END),
        s.contract, s.token_id::text, s.seller, s.buyer, coalesce(t.amount, 1)::text,
        s.block_number, s.block_hash, s.tx_hash, s.log_index, s.batch_index,
-       coalesce(t.is_mint, false), s.price_wei::text, s.currency, s.marketplace, s.inferred
+       coalesce(t.is_mint, false), s.price_wei::text, s.currency, s.marketplace, s.inferred,
+       s.price_eth_wei::text, s.fees_wei::text, s.royalty_wei::text, s.bundle_size
 FROM sales s
 LEFT JOIN LATERAL (
   SELECT x.standard, x.amount, x.is_mint FROM transfers x
@@ -239,8 +239,9 @@ def stream_events(
     """The rows of ``kind`` ("transfers" | "sales") in ``[from_block, to_block]``, in chain order,
     from a server-side cursor of ``batch`` rows (constant memory whatever the range). A transfer
     row: chain id, standard, contract, token id, from, to, amount, block number and hash, tx
-    hash, log and batch index, is_mint; a sale row adds price_wei, currency, marketplace and
-    inferred (seller and buyer as from and to)."""
+    hash, log and batch index, is_mint; a sale row adds price_wei, currency, marketplace,
+    inferred, price_eth_wei, fees_wei, royalty_wei and bundle_size (seller and buyer as from and
+    to)."""
     sql = _TRANSFERS if kind == "transfers" else _SALES
     prefix = "" if kind == "transfers" else "s."
     chain = f"AND {prefix}chain_id = :chain" if chain_id is not None else ""

@@ -56,16 +56,14 @@ def token_sales(session: Session, chain_id: int, contract: str, token_id: int) -
     )
 
 
-ETH_CURRENCIES = ("ETH", "WETH")
 STATS_WINDOW = dt.timedelta(days=30)
 
 _WINDOW_STATS = """
 SELECT count(*) AS n,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY price_wei) AS median,
-       percentile_cont(0.1) WITHIN GROUP (ORDER BY price_wei) AS floor
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY price_eth_wei) AS median,
+       percentile_cont(0.1) WITHIN GROUP (ORDER BY price_eth_wei) AS floor
 FROM sales
-WHERE chain_id = :chain_id AND contract = :contract AND price_wei > 0
-  AND currency = ANY(:currencies)
+WHERE chain_id = :chain_id AND contract = :contract AND price_eth_wei > 0 AND bundle_size = 1
   AND block_time > :start AND block_time <= :end
 """
 
@@ -125,7 +123,6 @@ def collection_stats(
         {
             "chain_id": chain_id,
             "contract": contract,
-            "currencies": list(ETH_CURRENCIES),
             "start": start,
             "end": end,
         },

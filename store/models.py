@@ -20,6 +20,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -121,6 +122,13 @@ class Transfer(Base):
     is_mint: Mapped[bool] = mapped_column(Boolean)
 
 
+# Currencies worth one ether a unit, by the names sales carry (others are the ERC-20's address).
+ETH_PEGGED = ("ETH", "WETH", "BLUR_POOL")
+PRICE_IN_ETHER = (
+    "CASE WHEN currency IN (" + ", ".join(f"'{c}'" for c in ETH_PEGGED) + ") THEN price_wei END"
+)
+
+
 class Sale(Base):
     """A sale with its price: a marketplace event, an inferred payment, or a paid mint."""
 
@@ -154,8 +162,10 @@ class Sale(Base):
     royalty_wei: Mapped[Decimal] = mapped_column(Uint256, default=0, server_default="0")
     # NFTs filled together; > 1: a bundle, its price split over them (valuation leaves it out)
     bundle_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # the price in ether for ETH, WETH and Blur Pool ETH; NULL for other currencies
-    price_eth_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    # the price in ether: computed by the database from the currency (NULL for other ERC-20s)
+    price_eth_wei: Mapped[Decimal | None] = mapped_column(
+        Uint256, Computed(PRICE_IN_ETHER, persisted=True)
+    )
 
 
 class ConsecutiveRange(Base):

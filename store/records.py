@@ -49,13 +49,12 @@ class SaleEvent:
     seller: str
     buyer: str
     price_wei: int  # what the buyer paid, fees included
-    currency: str  # ETH | WETH | the ERC-20's address
+    currency: str  # ETH | WETH | BLUR_POOL | the ERC-20's address (the price in ether: the table's)
     marketplace: str  # seaport | cryptopunks | inferred | mint | ...
     inferred: bool = False
     fees_wei: int = 0  # paid to others than the seller (market fees and royalties), in ``currency``
     royalty_wei: int = 0  # the part of ``fees_wei`` paid to the creator, where the event says
     bundle_size: int = 1  # NFTs in the fill: a bundle's price is split over them (see the market)
-    price_eth_wei: int | None = None  # the price in ether, for ETH-pegged currencies; else None
 
 
 @dataclass(slots=True)

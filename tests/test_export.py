@@ -42,7 +42,9 @@ def test_export_transfers_and_sales(
     big = 2**256 - 1
     r_mint = ct.mint(w3, nft, a[1], big)
     r_batch = ct.call(w3, multi, "mintBatch", w3.eth.accounts[2], [5, 6], [10, 3])
-    r_sale = ct.sell(w3, market, nft, w3.eth.accounts[1], w3.eth.accounts[3], big, 2 * ETH)
+    r_sale = ct.sell(
+        w3, market, nft, w3.eth.accounts[1], w3.eth.accounts[3], big, 2 * ETH, fee_wei=ETH // 20
+    )
     head = w3.eth.block_number
     with Rpc(anvil.url) as rpc:
         backfill(rpc, sessions, CHAIN, 0, head, None)
@@ -140,6 +142,10 @@ def test_export_transfers_and_sales(
             "currency": "ETH",
             "marketplace": "seaport",
             "inferred": False,
+            "price_eth_wei": str(2 * ETH),
+            "fees_wei": str(ETH // 20),  # the market's fee, within the price
+            "royalty_wei": "0",
+            "bundle_size": 1,
         }
     ]
     seaport_logs = [lg for lg in r_sale["logs"] if lg["address"].lower() == market.address.lower()]

@@ -112,13 +112,14 @@ def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
         SaleRecord(
             time=sale.block_time,
             token_id=int(sale.token_id),
-            price_eth=float(Decimal(sale.price_wei) / WEI),
+            price_eth=float(Decimal(sale.price_eth_wei) / WEI),
             seller=sale.seller,
             buyer=sale.buyer,
             tx_hash=sale.tx_hash,
         )
         for sale in market.collection_sales(s, chain_id, contract)
-        if sale.price_wei > 0
+        # priced in ether, one token each: a bundle's even split says little of either token
+        if sale.price_eth_wei is not None and sale.price_eth_wei > 0 and sale.bundle_size == 1
     ]
 
 

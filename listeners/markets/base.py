@@ -54,8 +54,6 @@ class Market:
 
 
 BLUR_POOL = "0x0000000000a39bb272e79075ade125fd351887ac"
-# Currencies worth exactly one ether a unit, by the names sales carry.
-ETH_LIKE = frozenset({"ETH", "WETH", "BLUR_POOL"})
 
 
 def currency_name(token: str | None, weth: str) -> str:
@@ -67,8 +65,3 @@ def currency_name(token: str | None, weth: str) -> str:
     if token == BLUR_POOL:
         return "BLUR_POOL"
     return token
-
-
-def price_in_eth(currency: str, amount: int) -> int | None:
-    """The price in wei of ether, for currencies pegged one to one; None for other ERC-20s."""
-    return amount if currency in ETH_LIKE else None

@@ -84,7 +84,6 @@ def punk_bought(d: DecodeContext, log: Log, topics: list[str]) -> bool:
             currency="ETH",
             marketplace="cryptopunks",
             inferred=fixed and value == 0,
-            price_eth_wei=value,
         )
     )
     return True

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from listeners.logs import WETH, DecodeContext, Log, addr, groups, topic, words
-from listeners.markets.base import Deployment, Market, currency_name, price_in_eth
+from listeners.markets.base import Deployment, Market, currency_name
 from store.records import SaleEvent
 
 ORDER_FULFILLED = topic(
@@ -75,7 +75,6 @@ def order_fulfilled(d: DecodeContext, log: Log, topics: list[str]) -> bool:
     fees = sum(it.amount for it in payments if it.recipient != seller) // count
     first = price_items[0]
     currency = currency_name(None if first.item_type == NATIVE else first.token, WETH)
-    eth = price_in_eth(currency, price)
     d.sales.extend(
         SaleEvent(
             block_number=d.block_number,
@@ -92,7 +91,6 @@ def order_fulfilled(d: DecodeContext, log: Log, topics: list[str]) -> bool:
             marketplace="seaport",
             fees_wei=fees,
             bundle_size=count,
-            price_eth_wei=eth,
         )
         for i, nft in enumerate(nfts)
         if d.keeps(nft.token)

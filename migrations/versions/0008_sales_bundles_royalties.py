@@ -1,7 +1,10 @@
 """Sales: royalties apart from fees, the bundle a sale was part of, and the price in ether.
 
-``price_eth_wei`` of the rows already stored is their price where the currency is ETH or WETH
-(every market read before this revision paid in one of those or in an ERC-20).
+``price_eth_wei`` is computed by the database from the currency: the price for ETH, WETH and
+Blur Pool ETH (one ether a unit each), NULL for other ERC-20s, whose price in ether is not known
+here. One definition, so no writer (COPY, the punk-bid fix, a test) can get it wrong. Adding a
+stored generated column rewrites the table: on a large database run it in a maintenance window.
+Bundles recorded before this revision keep a size of 1.
 
 Revision ID: 0008
 Revises: 0007
@@ -17,6 +20,9 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# as store.models.PRICE_IN_ETHER at this revision (a migration keeps its own copy)
+PRICE_IN_ETHER = "CASE WHEN currency IN ('ETH', 'WETH', 'BLUR_POOL') THEN price_wei END"
+
 
 def upgrade() -> None:
     op.execute("SET lock_timeout = '10s'")
@@ -26,8 +32,10 @@ def upgrade() -> None:
     op.add_column(
         "sales", sa.Column("bundle_size", sa.Integer(), nullable=False, server_default="1")
     )
-    op.add_column("sales", sa.Column("price_eth_wei", sa.Numeric(78, 0), nullable=True))
-    op.execute("UPDATE sales SET price_eth_wei = price_wei WHERE currency IN ('ETH', 'WETH')")
+    op.add_column(
+        "sales",
+        sa.Column("price_eth_wei", sa.Numeric(78, 0), sa.Computed(PRICE_IN_ETHER, persisted=True)),
+    )
 
 
 def downgrade() -> None:

@@ -22,10 +22,15 @@ class SaleOut(BaseModel):
     seller: str
     buyer: str
     price_wei: str = Field(description="Price in the currency's smallest unit, as a string.")
-    price_eth: float | None = Field(description="Price in ETH; null for ERC-20 currencies.")
-    currency: str
+    price_eth: float | None = Field(
+        description="Price in ETH (ETH, WETH and Blur Pool ETH); null for other ERC-20s."
+    )
+    currency: str = Field(description="ETH, WETH, BLUR_POOL, or the ERC-20's address.")
     marketplace: str
     inferred: bool = Field(description="Price inferred from the transaction, not an event.")
+    bundle_size: int = Field(
+        description="NFTs sold in the same fill; above 1 the price is this token's even share."
+    )
 
 
 class ImageRef(BaseModel):

@@ -32,10 +32,11 @@ def sale_body(sale: Sale) -> dict[str, Any]:
         "seller": sale.seller,
         "buyer": sale.buyer,
         "price_wei": str(int(sale.price_wei)),
-        "price_eth": eth(sale.price_wei) if sale.currency in ("ETH", "WETH") else None,
+        "price_eth": eth(sale.price_eth_wei),
         "currency": sale.currency,
         "marketplace": sale.marketplace,
         "inferred": sale.inferred,
+        "bundle_size": sale.bundle_size,
     }
 
 

@@ -41,7 +41,17 @@ TRANSFER_FIELDS = (
     "batch_index",
     "is_mint",
 )
-SALE_FIELDS = (*TRANSFER_FIELDS, "price_wei", "currency", "marketplace", "inferred")
+SALE_FIELDS = (
+    *TRANSFER_FIELDS,
+    "price_wei",
+    "currency",
+    "marketplace",
+    "inferred",
+    "price_eth_wei",  # null for currencies not pegged to ether
+    "fees_wei",
+    "royalty_wei",
+    "bundle_size",
+)
 
 
 class Format(StrEnum):
