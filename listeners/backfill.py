@@ -38,6 +38,7 @@ class BackfillStats:
     transfers: int = 0  # decoded (new rows are fewer on a replay)
     sales: int = 0
     listings: int = 0
+    loans: int = 0
     metadata_updates: int = 0
     oversized_ranges: int = 0
     chunks: int = 0
@@ -112,6 +113,7 @@ def prepare_decoded(chain_id: int, headers: list[BlockHeader], decoded: Decoded)
         decoded.listings,
         decoded.metadata_updates,
         decoded.oversized,
+        decoded.loans,
     )
 
 
@@ -147,6 +149,7 @@ def _consistent(decoded: Decoded, headers: dict[int, BlockHeader]) -> bool:
         decoded.transfers,
         decoded.sales,
         decoded.listings,
+        decoded.loans,
         decoded.metadata_updates,
         decoded.oversized,
     ):
@@ -238,6 +241,7 @@ def backfill(
             stats.transfers += len(decoded.transfers)
             stats.sales += len(decoded.sales)
             stats.listings += len(decoded.listings)
+            stats.loans += len(decoded.loans)
             stats.metadata_updates += len(decoded.metadata_updates)
             stats.oversized_ranges += len(decoded.oversized)
             stats.last_span = end - start + 1

@@ -228,6 +228,38 @@ class Listing(Base):
     account: Mapped[str] = mapped_column(Address)
 
 
+class Loan(Base):
+    """An event of an NFT-backed loan (Blur Blend): taken, refinanced, repaid, put to auction,
+    seized or bought out of. Fields the event does not carry are NULL (the lien's ``taken`` row
+    has them)."""
+
+    __tablename__ = "loans"
+    __table_args__ = (
+        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
+        Index("ix_loans_lien", "chain_id", "protocol", "lien_id", "block_number"),
+        Index("ix_loans_token", "chain_id", "contract", "token_id", "block_number"),
+        Index("ix_loans_block", "chain_id", "block_number"),
+    )
+
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(Hash32)
+    tx_hash: Mapped[str] = mapped_column(Hash32)
+    log_index: Mapped[int] = mapped_column(Integer)
+    block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    protocol: Mapped[str] = mapped_column(String(16))
+    lien_id: Mapped[Decimal] = mapped_column(Uint256)
+    # taken | refinanced | repaid | auction | seized | bought
+    kind: Mapped[str] = mapped_column(String(16))
+    contract: Mapped[str] = mapped_column(Address)
+    token_id: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    lender: Mapped[str | None] = mapped_column(Address, nullable=True)
+    borrower: Mapped[str | None] = mapped_column(Address, nullable=True)
+    principal_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    rate_bps: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    auction_duration: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+
+
 class Token(Base):
     """Derived state of one token, plus what resolving its metadata found."""
 

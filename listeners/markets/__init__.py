@@ -2,6 +2,8 @@
 
     base          what a module declares: ``Market`` (handlers by topic layout, deployments,
                   payment tokens, a finishing pass) and ``Deployment``
+    blend         Blur Blend's loans (a purchase out of a loan is a sale too)
+    blur          Blur Exchange v1 ``OrdersMatched`` and v2 ``Execution`` (and its packed forms)
     cryptopunks   the punks contract's own market (emitted by the collection itself)
     seaport       Seaport 1.1–1.6 ``OrderFulfilled`` (and the demo market)
 
@@ -16,10 +18,10 @@ from dataclasses import dataclass
 from functools import cache
 
 from listeners.logs import TRANSFER, DecodeContext, Handler, Log
-from listeners.markets import cryptopunks, seaport
+from listeners.markets import blend, blur, cryptopunks, seaport
 from listeners.markets.base import Deployment, Market
 
-MARKETS: tuple[Market, ...] = (cryptopunks.MARKET, seaport.MARKET)
+MARKETS: tuple[Market, ...] = (cryptopunks.MARKET, seaport.MARKET, blur.MARKET, blend.MARKET)
 
 __all__ = ["MARKETS", "Deployment", "LogQuery", "Market", "Markets", "markets_for"]
 

@@ -16,13 +16,23 @@ from store.chain import staging, tokens
 from store.chain.checkpoints import BlockRow, block_time, write_blocks, write_checkpoint
 from store.chain.refresh import record_refreshes
 from store.chain.sales import is_unpriced_punk_sale, record_listings, record_offers, record_sales
-from store.chain.staging import LISTINGS, RANGES, SALES, TRANSFERS, EventRows, event_rows
+from store.chain.staging import (
+    LISTINGS,
+    LOANS,
+    RANGES,
+    SALES,
+    TRANSFERS,
+    EventRows,
+    event_rows,
+    insert_events,
+)
 from store.chain.token_delta import token_deltas
 from store.chain.transfers import record_ranges, record_transfers
 from store.locks import writer_lock_sql
 from store.records import (
     BlockHeader,
     ListingEvent,
+    LoanEvent,
     MetadataUpdateEvent,
     OversizedRange,
     SaleEvent,
@@ -35,6 +45,7 @@ class RecordStats:
     transfers: int = 0  # rows new to the database
     sales: int = 0
     listings: int = 0
+    loans: int = 0
     tokens: int = 0  # token rows recomputed
     outbox: int = 0  # outbox rows added
     balances: int = 0  # ERC-1155 balance rows written (merged or recomputed)
@@ -69,6 +80,8 @@ class PreparedBatch:
     first_block: int | None  # earliest block of a transfer or sale
     delta_data: bytes
     balance_data: bytes  # net ERC-1155 balance changes
+    loans: Sequence[LoanEvent] = ()
+    loan_rows: EventRows | None = None
 
 
 def prepare_batch(
@@ -79,6 +92,7 @@ def prepare_batch(
     listings: Sequence[ListingEvent],
     metadata_updates: Sequence[MetadataUpdateEvent],
     oversized: Sequence[OversizedRange] = (),
+    loans: Sequence[LoanEvent] = (),
 ) -> PreparedBatch:
     """Build the database-independent part of :func:`record_batch` (pure Python).
 
@@ -89,6 +103,7 @@ def prepare_batch(
         sale_lines = SALES.lines(chain_id, times, sales)
         listing_lines = LISTINGS.lines(chain_id, times, listings)
         range_lines = RANGES.lines(chain_id, times, oversized)
+        loan_lines = LOANS.lines(chain_id, times, loans)
     except KeyError as exc:
         raise MissingBlockError(f"no header passed for block {exc.args[0]}") from None
     zero_sales = [i for i, s in enumerate(sales) if is_unpriced_punk_sale(s)]
@@ -116,6 +131,8 @@ def prepare_batch(
         first_block=first_block,
         delta_data=tokens.delta_data(deltas),
         balance_data=tokens.balance_data(transfers),
+        loans=loans,
+        loan_rows=event_rows(loan_lines, loans),
     )
 
 
@@ -133,6 +150,7 @@ def record_batch(
     oversized: Sequence[OversizedRange] = (),
     *,
     incremental: bool = True,
+    loans: Sequence[LoanEvent] = (),
 ) -> RecordStats:
     """Record one batch in the session's transaction (the caller commits).
 
@@ -141,7 +159,9 @@ def record_batch(
 
     ``blocks`` must hold the header of every block an event refers to; it may hold more (blocks
     without events, so the follower's parent-hash chain has no holes)."""
-    batch = prepare_batch(chain_id, blocks, transfers, sales, listings, metadata_updates, oversized)
+    batch = prepare_batch(
+        chain_id, blocks, transfers, sales, listings, metadata_updates, oversized, loans
+    )
     return record_prepared(
         session,
         batch,
@@ -194,6 +214,9 @@ def record_prepared(
             stats.sales = len(sales if new_sales is None else new_sales)
         if batch.oversized:
             record_ranges(cur, chain_id, batch.range_rows)
+        if batch.loans and batch.loan_rows is not None:
+            keys = insert_events(cur, LOANS, chain_id, batch.loan_rows)
+            stats.loans = len(batch.loans) if keys is None else len(keys)
         all_new = new_transfers is None and new_sales is None
         fresh_transfers = transfers if new_transfers is None else new_transfers
         fresh_sales = sales if new_sales is None else new_sales

@@ -23,6 +23,7 @@ class RollbackStats:
     transfers: int = 0
     sales: int = 0
     listings: int = 0
+    loans: int = 0
     tokens: int = 0
     balances: int = 0
 
@@ -60,6 +61,7 @@ def rollback_to(session: Session, chain_id: int, block_number: int) -> RollbackS
             ("transfers", "transfers"),
             ("sales", "sales"),
             ("listings", "listings"),
+            ("loans", "loans"),
             ("consecutive_ranges", None),
             ("blocks", "blocks"),
         ):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from store import models
 from store.records import (
     ListingEvent,
+    LoanEvent,
     MetadataUpdateEvent,
     OversizedRange,
     SaleEvent,
@@ -36,7 +37,13 @@ _DIALECT = postgresql.dialect()
 # Column types by name: the event tables agree on the type of every name they share.
 _SQL_TYPES = {
     column.name: column.type.compile(dialect=_DIALECT)
-    for model in (models.Transfer, models.Sale, models.Listing, models.ConsecutiveRange)
+    for model in (
+        models.Transfer,
+        models.Sale,
+        models.Listing,
+        models.Loan,
+        models.ConsecutiveRange,
+    )
     for column in model.__table__.columns
 }
 
@@ -89,6 +96,7 @@ class Staged:
 TRANSFERS = Staged("transfers", TransferEvent, located=True)
 SALES = Staged("sales", SaleEvent, located=True)
 LISTINGS = Staged("listings", ListingEvent, located=True)
+LOANS = Staged("loans", LoanEvent, located=True)
 RANGES = Staged("consecutive_ranges", OversizedRange, located=True)
 UPDATES = Staged("updates", MetadataUpdateEvent, located=False)  # staging only: refresh work
 
@@ -117,7 +125,7 @@ CREATE TEMP TABLE IF NOT EXISTS _st_balance (
 # transaction. Hex columns compare byte by byte, as the tables they are joined with do
 # (migration 0007). Read at call time (``staging.STAGING``): the ingest benchmark swaps it.
 STAGING = (
-    "\n".join(s.staging_ddl() for s in (TRANSFERS, SALES, LISTINGS, UPDATES, RANGES))
+    "\n".join(s.staging_ddl() for s in (TRANSFERS, SALES, LISTINGS, LOANS, UPDATES, RANGES))
     + _DERIVED_STAGING
 )
 
