@@ -258,6 +258,8 @@ class Loan(Base):
     principal_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
     rate_bps: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
     auction_duration: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    # what the lender received when the lien ended (repaid, bought), where the decoder saw it
+    repaid_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
 
 
 class Token(Base):

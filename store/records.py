@@ -91,6 +91,9 @@ class LoanEvent:
     principal_wei: int | None  # the amount lent (refinanced: the new amount)
     rate_bps: int | None  # the yearly rate in basis points
     auction_duration: int | None  # blocks
+    # repaid / bought: what the lender received in the transaction (Blur Pool ETH), where the
+    # decoder could tell it from the transaction's payments
+    repaid_wei: int | None = None
 
 
 @dataclass(slots=True)

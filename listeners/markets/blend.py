@@ -23,7 +23,7 @@ Source: the verified Blend (proxy 0x2946…a20b), ``IBlend``'s events.
 
 from __future__ import annotations
 
-from listeners.logs import DecodeContext, Handler, Log, addr, topic, uint, words
+from listeners.logs import DecodeContext, Handler, Log, Payment, addr, topic, uint, words
 from listeners.markets.base import BLUR_POOL, Deployment, Market
 from store.records import LoanEvent, SaleEvent
 
@@ -126,7 +126,10 @@ def _lien_only(kind: str) -> Handler:
             return False
         contract = addr(w[1])
         if d.keeps(contract):
-            d.loans.append(_loan(d, uint(w[0]), kind, contract))
+            loan = _loan(d, uint(w[0]), kind, contract)
+            d.loans.append(loan)
+            if kind == "repaid":
+                d.scratch.setdefault(NAME, []).append((loan, d.contract, None))
         return True
 
     handle.__name__ = handle.__qualname__ = kind
@@ -150,52 +153,111 @@ def buy_locked(d: DecodeContext, log: Log, topics: list[str]) -> bool:
     buyer, seller, token_id = addr(w[2]), addr(w[3]), uint(w[4])
     loan = _loan(d, uint(w[0]), "bought", contract, token_id=token_id, borrower=seller)
     d.loans.append(loan)
-    d.scratch.setdefault(NAME, []).append((loan, buyer, seller))
+    d.scratch.setdefault(NAME, []).append((loan, d.contract, buyer))
     return True
 
 
-def finish(d: DecodeContext) -> None:
+def _window(d: DecodeContext, loan: LoanEvent, emitter: str) -> list[Payment]:
+    """The Blur Pool payments that settle ``loan``'s lien: after its event, before the next
+    Blend event of another lien in the transaction, not into Blend itself."""
+    later = [
+        e.log_index
+        for e in d.loans
+        if e.tx_hash == loan.tx_hash and e.log_index > loan.log_index and e.lien_id != loan.lien_id
+    ]
+    end = min(later, default=None)
+    return [
+        p
+        for p in d.payments
+        if p.tx_hash == loan.tx_hash
+        and p.token == BLUR_POOL
+        and p.log_index > loan.log_index
+        and (end is None or p.log_index < end)
+        and p.receiver != emitter
+    ]
+
+
+def _settle_repay(d: DecodeContext, loan: LoanEvent, emitter: str) -> None:
+    """``Repay`` names only the lien: the lender is the first payee after it (every flow that
+    ends a lien pays the debt first, then the surplus to the borrower), and when Blend itself
+    pays out (a Blur bid taken on the collateral) the next payee is the borrower, who is the
+    seller of that fill rather than Blend."""
+    window = _window(d, loan, emitter)
+    if not window:
+        return
+    lender = window[0].receiver
+    loan.lender = lender
+    loan.repaid_wei = sum(p.amount for p in window if p.receiver == lender)
+    rest = [p for p in window if p.receiver != lender]
+    if rest and rest[0].sender == emitter:
+        loan.borrower = rest[0].receiver
+        for s in d.sales:
+            if s.tx_hash == loan.tx_hash and s.contract == loan.contract and s.seller == emitter:
+                s.seller = loan.borrower
+
+
+def _settle_purchase(d: DecodeContext, loan: LoanEvent, emitter: str, buyer: str) -> None:
     """One sale per ``BuyLocked``: the same transaction's exchange fill of that token, given the
-    Blend parties, or else a sale at what the buyer paid in Blur Pool ETH."""
-    pending: list[tuple[LoanEvent, str, str]] = d.scratch.pop(NAME, [])
-    for loan, buyer, seller in pending:
-        fill = next(
-            (
-                s
-                for s in d.sales
-                if s.tx_hash == loan.tx_hash
-                and s.contract == loan.contract
-                and s.token_id == loan.token_id
-                and s.marketplace != NAME
-            ),
-            None,
+    Blend parties, or else a sale at what the buyer paid in Blur Pool ETH (fees, the debt to
+    the lender and the surplus to the borrower)."""
+    seller = loan.borrower or ""
+    fill = next(
+        (
+            s
+            for s in d.sales
+            if s.tx_hash == loan.tx_hash
+            and s.contract == loan.contract
+            and s.token_id == loan.token_id
+            and s.marketplace != NAME
+        ),
+        None,
+    )
+    if fill is not None:
+        fill.buyer, fill.seller, fill.marketplace = buyer, seller, NAME
+        return
+    repay = next(
+        (
+            e
+            for e in d.loans
+            if e.tx_hash == loan.tx_hash and e.lien_id == loan.lien_id and e.kind == "repaid"
+        ),
+        None,
+    )
+    lender = repay.lender if repay is not None else None
+    if repay is not None:
+        loan.lender, loan.repaid_wei = repay.lender, repay.repaid_wei
+    paid = [p for p in d.payments if p.tx_hash == loan.tx_hash and p.token == BLUR_POOL]
+    price = sum(p.amount for p in paid if p.sender == buyer)
+    fees = sum(p.amount for p in paid if p.sender == buyer and p.receiver not in (lender, seller))
+    d.sales.append(
+        SaleEvent(
+            block_number=loan.block_number,
+            block_hash=loan.block_hash,
+            tx_hash=loan.tx_hash,
+            log_index=loan.log_index,
+            batch_index=0,
+            contract=loan.contract,
+            token_id=loan.token_id or 0,
+            seller=seller,
+            buyer=buyer,
+            price_wei=price,
+            currency="BLUR_POOL",
+            marketplace=NAME,
+            fees_wei=fees,
         )
-        if fill is not None:
-            fill.buyer, fill.seller, fill.marketplace = buyer, seller, NAME
-            continue
-        paid = sum(
-            p.amount
-            for p in d.payments
-            if p.tx_hash == loan.tx_hash and p.token == BLUR_POOL and p.sender == buyer
-        )
-        d.sales.append(
-            SaleEvent(
-                block_number=loan.block_number,
-                block_hash=loan.block_hash,
-                tx_hash=loan.tx_hash,
-                log_index=loan.log_index,
-                batch_index=0,
-                contract=loan.contract,
-                token_id=loan.token_id or 0,
-                seller=seller,
-                buyer=buyer,
-                price_wei=paid,
-                currency="BLUR_POOL",
-                marketplace=NAME,
-            )
-        )
-    if pending:
-        d.sales.sort(key=lambda s: (s.block_number, s.log_index, s.batch_index))
+    )
+    d.sales.sort(key=lambda s: (s.block_number, s.log_index, s.batch_index))
+
+
+def finish(d: DecodeContext) -> None:
+    """Settle what the events leave to their transaction: repayments' lender and amount, the
+    seller of a bid taken on collateral, and the sale of each purchase out of a loan."""
+    pending: list[tuple[LoanEvent, str, str | None]] = d.scratch.pop(NAME, [])
+    for loan, emitter, buyer in pending:  # in log order: a Repay before its BuyLocked
+        if buyer is None:
+            _settle_repay(d, loan, emitter)
+        else:
+            _settle_purchase(d, loan, emitter, buyer)
 
 
 MARKET = Market(

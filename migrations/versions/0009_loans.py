@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("principal_wei", _UINT, nullable=True),
         sa.Column("rate_bps", _UINT, nullable=True),
         sa.Column("auction_duration", _UINT, nullable=True),
+        sa.Column("repaid_wei", _UINT, nullable=True),
         sa.PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index"),
     )
     op.create_index("ix_loans_lien", "loans", ["chain_id", "protocol", "lien_id", "block_number"])
