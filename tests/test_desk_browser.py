@@ -106,7 +106,13 @@ def add_valuation(session: Session, token_id: int, price: float, p_liquid: float
             ],
             "rarity": {"rank": 3, "of": 9},
             "visual_neighbours": [
-                {"token_id": str(n), "similarity": 0.95 - 0.01 * n, "last_sale_eth": 2.0 + n / 10}
+                {
+                    "token_id": str(n),
+                    "similarity": 0.95 - 0.01 * n,
+                    "last_sale_eth": 2.0 + n / 10,
+                    # the newest comparable sale: n days before now
+                    "last_sale_time": (dt.datetime.now(dt.UTC) - dt.timedelta(days=n)).isoformat(),
+                }
                 for n in NEIGHBOURS
             ],
         },
@@ -197,6 +203,9 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
             expect(page.locator("#val-interval")).to_have_text("80 % interval 2.56 ETH – 4.16 ETH")
             expect(page.locator("#val-pliquid")).to_have_text("64 %")
             expect(page.locator("#val-confidence")).to_have_text("55 %")
+            # lend against: the low end 2.56 less 10 % + 30 % x (1 - 0.64) = 20.8 %
+            expect(page.locator("#val-collateral")).to_have_text("2.03 ETH")
+            expect(page.locator("#val-guards")).to_have_text("haircut 21 % · newest sale 2 d ago")
             _wait_until_true(
                 page, "document.getElementById('token-image').naturalWidth > 0", timeout=10_000
             )

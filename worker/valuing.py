@@ -345,6 +345,7 @@ def _value(
             "last_sale_eth": float(Decimal(n.last_sale_wei) / WEI)
             if n.last_sale_wei is not None
             else None,
+            "last_sale_time": n.last_sale_at.isoformat() if n.last_sale_at else None,
             "sales": n.sale_count,
         }
         for n in neighbours

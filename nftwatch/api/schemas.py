@@ -63,6 +63,30 @@ class TokenOut(BaseModel):
     sales: list[SaleOut] = Field(description="Sales, newest first.")
 
 
+class CollateralOut(BaseModel):
+    """What a desk may lend against the valuation (``valuation.collateral``)."""
+
+    value_eth: float | None = Field(
+        description="Conservative collateral value: the interval's low end less the haircut."
+    )
+    haircut: float = Field(description="Share taken off: 10 % plus 30 % times 1 - P(liquid).")
+    newest_evidence_age_days: float | None = Field(
+        description="Days from the newest sale behind the estimate (comparables, visual "
+        "neighbours, the token's own trades) to the valuation; null when none is dated."
+    )
+    level_deviation: float | None = Field(
+        description="log(estimate / the collection's market level); null without a level."
+    )
+    comparables: int = Field(description="Comparable tokens with a sale behind the estimate.")
+    sales_30d: int | None = Field(description="The collection's sales in the 30 days before.")
+    flags: list[str] = Field(
+        description="Why not to lend on it alone: no_estimate, thin (under 3 comparables or 5 "
+        "sales in 30 days), stale (newest evidence over 90 days old), off_market (more than 3x "
+        "from the market level)."
+    )
+    lendable: bool = Field(description="True when no flag is raised.")
+
+
 class ValuationOut(BaseModel):
     id: int
     chain_id: int
@@ -74,6 +98,7 @@ class ValuationOut(BaseModel):
     interval_eth: list[float | None] = Field(description="80 % interval [low, high] in ETH.")
     p_liquid: float = Field(description="Probability of more than two trades over the horizon.")
     confidence: float = Field(description="0..1, how sure the estimate is.")
+    collateral: CollateralOut
     explanation: dict[str, Any] = Field(
         description="Drivers: visual_neighbours, market level, trait rarity, own trades."
     )

@@ -11,6 +11,7 @@ from store.chain.token_delta import ZERO_ADDRESS
 from store.listings import ListedToken
 from store.models import Sale, Token, Valuation
 from store.vectors import Neighbour
+from valuation.collateral import collateral
 
 WEI = Decimal(10**18)
 
@@ -74,6 +75,13 @@ def token_body(token: Token, sales: list[Sale], image_path: str | None) -> dict[
 
 
 def valuation_body(v: Valuation) -> dict[str, Any]:
+    guards = collateral(
+        price_eth=v.price_eth,
+        low_eth=v.price_low_eth,
+        p_liquid=v.p_liquid,
+        valued_at=v.valued_at,
+        explanation=v.explanation or {},
+    )
     return {
         "id": v.id,
         "chain_id": v.chain_id,
@@ -85,6 +93,7 @@ def valuation_body(v: Valuation) -> dict[str, Any]:
         "interval_eth": [v.price_low_eth, v.price_high_eth],
         "p_liquid": v.p_liquid,
         "confidence": v.confidence,
+        "collateral": guards.to_dict(),
         "explanation": v.explanation,
     }
 

@@ -149,6 +149,21 @@ function renderToken(token, path) {
   renderChart(token ? token.sales : [], null);
 }
 
+// The collateral value and its guards: a flagged valuation is shown, with why not to lend on it.
+function renderCollateral(c) {
+  $("val-collateral").textContent = c && c.value_eth != null ? fmtEth(c.value_eth) : "—";
+  const guards = $("val-guards");
+  if (!c) {
+    guards.textContent = "";
+    guards.classList.remove("warn");
+    return;
+  }
+  const age = c.newest_evidence_age_days;
+  const facts = `haircut ${fmtPct(c.haircut)} · newest sale ${age == null ? "—" : `${Math.round(age)} d`} ago`;
+  guards.textContent = c.lendable ? facts : `not lendable: ${c.flags.join(", ")} · ${facts}`;
+  guards.classList.toggle("warn", !c.lendable);
+}
+
 function renderValuation(v, token) {
   const interval = v ? v.interval_eth : [null, null];
   $("val-price").textContent = v ? fmtEth(v.price_eth) : "—";
@@ -159,6 +174,7 @@ function renderValuation(v, token) {
   $("pliquid-meter").style.width = v ? `${v.p_liquid * 100}%` : "0";
   $("confidence-meter").style.width = v ? `${v.confidence * 100}%` : "0";
   $("val-meta").textContent = v ? `${v.model_version} · ${fmtDate(v.valued_at)}` : "";
+  renderCollateral(v ? v.collateral : null);
   const bar = $("interval-bar");
   if (v && interval[0] !== null && v.price_eth) {
     const hi = interval[1] * 1.15;
