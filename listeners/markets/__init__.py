@@ -5,7 +5,10 @@
     blend         Blur Blend's loans (a purchase out of a loan is a sale too)
     blur          Blur Exchange v1 ``OrdersMatched`` and v2 ``Execution`` (and its packed forms)
     cryptopunks   the punks contract's own market (emitted by the collection itself)
+    looksrare     LooksRare v1 ``TakerAsk``/``TakerBid`` (with ``RoyaltyPayment``) and v2's
     seaport       Seaport 1.1–1.6 ``OrderFulfilled`` (and the demo market)
+    sudoswap      Sudoswap v1/v2 pools' ``SwapNFTInPair``/``SwapNFTOutPair`` (any pair clone)
+    x2y2          X2Y2 ``EvInventory``
 
 Adding a market: write its module with a ``MARKET``, add it to :data:`MARKETS`, and give it a
 test that checks its topics against the published ABI and decodes our emitter's logs on anvil.
@@ -18,10 +21,18 @@ from dataclasses import dataclass
 from functools import cache
 
 from listeners.logs import TRANSFER, DecodeContext, Handler, Log
-from listeners.markets import blend, blur, cryptopunks, seaport
+from listeners.markets import blend, blur, cryptopunks, looksrare, seaport, sudoswap, x2y2
 from listeners.markets.base import Deployment, Market
 
-MARKETS: tuple[Market, ...] = (cryptopunks.MARKET, seaport.MARKET, blur.MARKET, blend.MARKET)
+MARKETS: tuple[Market, ...] = (
+    cryptopunks.MARKET,
+    seaport.MARKET,
+    blur.MARKET,
+    blend.MARKET,
+    looksrare.MARKET,
+    x2y2.MARKET,
+    sudoswap.MARKET,
+)
 
 __all__ = ["MARKETS", "Deployment", "LogQuery", "Market", "Markets", "markets_for"]
 
