@@ -6,11 +6,14 @@ ListenerError
 │   │                      Retry-After in seconds when it sent one, the soonest to try again
 │   ├── RpcTimeout         connect/read timeout
 │   ├── RpcUnavailable     connection refused/reset, 5xx, 429
-│   └── RangeTooLarge      the provider refused an eth_getLogs range; ``suggested`` holds
-│                          the (from, to) it said it would accept, when it said one
+│   ├── RangeTooLarge      the provider refused an eth_getLogs range; ``suggested`` holds
+│   │                      the (from, to) it said it would accept, when it said one
+│   └── FeedUnavailable    a listings feed (socket or REST) dropped, timed out, 5xx, 429
 └── Permanent              the same request gives the same answer
     ├── RpcError           a JSON-RPC error that is not one of the above (bad params, revert)
-    └── ChainMismatch      the node serves another chain id than the one configured
+    ├── ChainMismatch      the node serves another chain id than the one configured
+    ├── FeedRefused        a listings feed refused the API key (401/403) or a channel join
+    └── FeedMessageError   a feed message that does not parse (kept whole in ``raw``)
 """
 
 from __future__ import annotations
@@ -58,3 +61,17 @@ class RpcError(Permanent):
 
 class ChainMismatch(Permanent):
     pass
+
+
+class FeedUnavailable(Retryable):
+    pass
+
+
+class FeedRefused(Permanent):
+    pass
+
+
+class FeedMessageError(Permanent):
+    def __init__(self, message: str, *, raw: object = None) -> None:
+        super().__init__(message)
+        self.raw = raw

@@ -421,3 +421,38 @@ class ApiKey(Base):
     key_sha256: Mapped[str] = mapped_column(Sha256, unique=True)
     created_at: Mapped[dt.datetime] = _now()
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OffchainListing(Base):
+    """A listing held off chain by a marketplace (a signed order), one row per (marketplace,
+    order hash): what the feed and the marketplace's REST catch-up last said of it."""
+
+    __tablename__ = "offchain_listings"
+    __table_args__ = (
+        PrimaryKeyConstraint("marketplace", "order_hash"),
+        Index("ix_offchain_listings_token", "chain_id", "contract", "token_id"),
+        Index(
+            "ix_offchain_listings_active",
+            "listed_at",
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    marketplace: Mapped[str] = mapped_column(String(32))
+    order_hash: Mapped[str] = mapped_column(Hash32)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(Address)
+    token_id: Mapped[Decimal] = mapped_column(Uint256)
+    # in the currency's smallest unit; ETH, WETH or the ERC-20's address, as sales name them
+    price_wei: Mapped[Decimal] = mapped_column(Uint256)
+    currency: Mapped[str] = mapped_column(Address)
+    # the price in ether: the price for ETH and WETH, else at the feed's rate; NULL if unknown
+    price_eth_wei: Mapped[Decimal | None] = mapped_column(Uint256, nullable=True)
+    maker: Mapped[str] = mapped_column(Address)
+    listed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # active | cancelled | sold | expired
+    status: Mapped[str] = mapped_column(String(16))
+    # when the marketplace said what ``status`` holds (an older event never overwrites it)
+    event_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = _now()
