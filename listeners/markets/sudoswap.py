@@ -140,6 +140,7 @@ def finish(d: DecodeContext) -> None:
         # one counterparty per swap: the NFTs' recipient (out) or sender (in)
         other = nfts[0].to_address if swap.nft_out else nfts[0].from_address
         window = [p for p in pays.get(swap.tx_hash, ()) if after < p.log_index < swap.log_index]
+        token: str | None
         if swap.amount is None:
             priced = _priced_v1(swap, window, other)
             if priced is None:
