@@ -247,7 +247,7 @@ class Loan(Base):
     tx_hash: Mapped[str] = mapped_column(Hash32)
     log_index: Mapped[int] = mapped_column(Integer)
     block_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    protocol: Mapped[str] = mapped_column(String(16))
+    protocol: Mapped[str] = mapped_column(String(16, collation="C"))  # an ASCII key
     lien_id: Mapped[Decimal] = mapped_column(Uint256)
     # taken | refinanced | repaid | auction | seized | bought
     kind: Mapped[str] = mapped_column(String(16))

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("tx_hash", _HEX, nullable=False),
         sa.Column("log_index", sa.Integer(), nullable=False),
         sa.Column("block_time", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("protocol", sa.String(16), nullable=False),
+        sa.Column("protocol", sa.String(16, collation="C"), nullable=False),
         sa.Column("lien_id", _UINT, nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("contract", _ADDRESS, nullable=False),
