@@ -100,13 +100,16 @@ def order_fulfilled(d: DecodeContext, log: Log, topics: list[str]) -> bool:
 
 MARKET = Market(
     name="seaport",
+    # 1.1 and 1.5: their creation blocks (subgraphs of others start there). 1.2–1.4 and 1.6
+    # are conservative earlier bounds, not their creation blocks: each is a later version than
+    # the verified one whose block it carries (1.1's, 1.5's), so it cannot be older.
     deployments=(
         Deployment("0x00000000006c3852cbef3e08e8df289169ede581", 14_946_474, "1.1"),
-        Deployment("0x00000000000006c7676171937c444f6bde3d6282", 16_004_000, "1.2"),
-        Deployment("0x0000000000000ad24e80fd803c6ac37206a45f15", 16_151_000, "1.3"),
-        Deployment("0x00000000000001ad428e4906ae43d8f9852d0dd6", 16_500_000, "1.4"),
+        Deployment("0x00000000000006c7676171937c444f6bde3d6282", 14_946_474, "1.2"),
+        Deployment("0x0000000000000ad24e80fd803c6ac37206a45f15", 14_946_474, "1.3"),
+        Deployment("0x00000000000001ad428e4906ae43d8f9852d0dd6", 14_946_474, "1.4"),
         Deployment("0x00000000000000adc04c56bf30ac9d3c0aaf14dc", 17_129_405, "1.5"),
-        Deployment("0x0000000000000068f116a894984e2db1123eb395", 19_700_000, "1.6"),
+        Deployment("0x0000000000000068f116a894984e2db1123eb395", 17_129_405, "1.6"),
     ),
     handlers={(ORDER_FULFILLED, 3): order_fulfilled},
 )
