@@ -100,9 +100,9 @@ def order_fulfilled(d: DecodeContext, log: Log, topics: list[str]) -> bool:
 
 MARKET = Market(
     name="seaport",
-    # 1.1 and 1.5: their creation blocks (subgraphs of others start there). 1.2–1.4 and 1.6
-    # are conservative earlier bounds, not their creation blocks: each is a later version than
-    # the verified one whose block it carries (1.1's, 1.5's), so it cannot be older.
+    # 1.1 and 1.5: their creation blocks (public indexers of them start there or later).
+    # 1.2–1.4 and 1.6 are conservative earlier bounds, not their creation blocks: each is a
+    # later version than the one whose block it carries (1.1's, 1.5's), so it cannot be older.
     deployments=(
         Deployment("0x00000000006c3852cbef3e08e8df289169ede581", 14_946_474, "1.1"),
         Deployment("0x00000000000006c7676171937c444f6bde3d6282", 14_946_474, "1.2"),
