@@ -16,8 +16,9 @@ amountIn, uint256[] ids)`` (ERC-721 pairs). ``amountIn`` is what the buyer paid,
 royalties included; ``amountOut`` is what the seller received, after the protocol fee and
 royalties (which the event does not show, so an in-swap's price is the seller's proceeds). The
 collection is the transfers' of those ids; the currency is the payment token whose transfer the
-same window shows, else ETH. The ERC-1155 pairs' ``(uint256, uint256 numNFTs)`` forms name no
-token id and are not read.
+same window shows, else ETH (so a pair in an ERC-20 outside :data:`PAYMENT_TOKENS` would read as
+ETH: the event does not name its token, and the pair's ``token()`` is a contract read). The
+ERC-1155 pairs' ``(uint256, uint256 numNFTs)`` forms name no token id and are not read.
 
 A swap of several NFTs is split evenly over them and flagged with ``bundle_size``.
 
