@@ -26,11 +26,13 @@ from tests.support.blur import (
     AZUKI,
     BLEND,
     BLEND_ABI,
+    BLUR_ABI,
     ETH,
     MAINNET_BORROWER,
     MAINNET_LENDER,
     MAINNET_LOGS,
     MAINNET_TX,
+    abi_log,
     abi_type,
     fund,
     install_pool,
@@ -136,6 +138,21 @@ def test_buy_locked_is_one_sale_at_what_the_buyer_paid() -> None:
     assert out.loans[0].kind == "bought" and out.loans[0].borrower == BORROWER
 
 
+def test_buy_to_borrow_fill_is_bought_by_the_borrower() -> None:
+    """Blend buys the listing for the borrower (it is the buy order's trader) and takes the
+    token as collateral of the lien opened in the same transaction."""
+    blend_at = "0x" + "99" * 20
+    sell = order(LENDER, 1, NFT, 77, 4 * ETH, 1)
+    buy = order(blend_at, 0, NFT, 77, 4 * ETH, 2)
+    logs = [
+        _log("LoanOfferTaken", [b"\x01" * 32, 5, NFT, BUYER, BORROWER, 3 * ETH, 1200, 77, 9], 1),
+        abi_log(BLUR_ABI, "OrdersMatched", [LENDER, blend_at, sell, b"\0" * 32, buy, b"\0" * 32],
+                address=blend_at, index=2),
+    ]  # fmt: skip
+    out = decode_logs(logs)
+    assert [(s.seller, s.buyer, s.price_wei) for s in out.sales] == [(LENDER, BORROWER, 4 * ETH)]
+
+
 def test_short_data_is_skipped() -> None:
     log = _log("Refinance", [5, NFT, BUYER, 3 * ETH, 900, 9000], 1)
     log["data"] = log["data"][: 2 + 64 * 3]
@@ -160,13 +177,14 @@ def test_real_repayment_through_a_blur_bid() -> None:
     assert len(out.sales) == 1 and out.sales[0].seller != BLEND
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="the mainnet fixture is not in this checkout")
 def test_mainnet_blocks_fixture() -> None:
     data = json.loads(FIXTURE.read_text())
     out = decode_logs(data["logs"], chain_id=1)
     azuki = [s for s in out.sales if s.contract == AZUKI and s.token_id == 1527]
     assert len(azuki) == 1
     assert (azuki[0].price_wei, azuki[0].currency) == (16_300_000_000_000_000_000, "BLUR_POOL")
+    assert (azuki[0].marketplace, azuki[0].seller) == ("blur", MAINNET_BORROWER)
+    assert [s.marketplace for s in out.sales].count("blur") == 1
     repaid = [e for e in out.loans if e.tx_hash == MAINNET_TX]
     assert [(e.kind, e.lender, e.repaid_wei) for e in repaid] == [
         ("repaid", MAINNET_LENDER, 0xCC2A4999AB196C0C)

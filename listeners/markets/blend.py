@@ -12,11 +12,17 @@ Every event is unindexed (one topic, static words):
 - ``BuyLocked(uint256 lienId, address collection, address buyer, address seller,
   uint256 tokenId)``
 
-Each becomes a :class:`LoanEvent` (the fields an event does not name are None). ``BuyLocked`` is
-also a sale of the collateral, from the borrower to the buyer. When the same transaction
-filled a Blur Exchange order for that token, that fill is the sale (it has the price and fees)
-and takes the Blend parties; otherwise the price is what the buyer paid in Blur Pool ETH in the
-transaction. Either way one sale, never two.
+Each becomes a :class:`LoanEvent` (the fields an event does not name are None). The rest is
+read from the transaction by the finishing pass, as Blend settles a lien's end: the debt goes
+to the lender first, then the surplus to the borrower (Blur Pool transfers). So a ``Repay``
+gets its lender and ``repaid_wei``; when Blend itself pays out, the borrower sold the collateral
+into a Blur bid (``takeBid``: Repay, then the exchange's fill with Blend as the sell order's
+trader), and that fill's seller becomes the borrower. ``BuyLocked`` (preceded by its lien's
+``Repay``) is a sale from the borrower to the buyer at what the buyer paid in Blur Pool ETH
+(fees, debt and surplus); should an exchange fill of the token share the transaction, that fill
+is the sale and takes the Blend parties. One sale either way, never two. In the buy-to-borrow
+flows Blend is the buy order's trader of a Blur fill; that fill's buyer becomes the borrower of
+the lien taken in the same transaction.
 
 Source: the verified Blend (proxy 0x2946…a20b), ``IBlend``'s events.
 """
@@ -95,6 +101,7 @@ def loan_offer_taken(d: DecodeContext, log: Log, topics: list[str]) -> bool:
                 duration=uint(w[8]),
             )
         )
+        d.scratch.setdefault(NAME, []).append((d.loans[-1], d.contract, None))
     return True
 
 
@@ -196,6 +203,19 @@ def _settle_repay(d: DecodeContext, loan: LoanEvent, emitter: str) -> None:
                 s.seller = loan.borrower
 
 
+def _settle_borrow(d: DecodeContext, loan: LoanEvent, emitter: str) -> None:
+    """Buy-to-borrow: Blend bought the collateral through the exchange for the borrower (the buy
+    order's trader is Blend), so the fill's buyer is the borrower."""
+    for s in d.sales:
+        if (
+            s.tx_hash == loan.tx_hash
+            and s.contract == loan.contract
+            and s.token_id == loan.token_id
+            and s.buyer == emitter
+        ):
+            s.buyer = loan.borrower or s.buyer
+
+
 def _settle_purchase(d: DecodeContext, loan: LoanEvent, emitter: str, buyer: str) -> None:
     """One sale per ``BuyLocked``: the same transaction's exchange fill of that token, given the
     Blend parties, or else a sale at what the buyer paid in Blur Pool ETH (fees, the debt to
@@ -254,7 +274,9 @@ def finish(d: DecodeContext) -> None:
     seller of a bid taken on collateral, and the sale of each purchase out of a loan."""
     pending: list[tuple[LoanEvent, str, str | None]] = d.scratch.pop(NAME, [])
     for loan, emitter, buyer in pending:  # in log order: a Repay before its BuyLocked
-        if buyer is None:
+        if loan.kind == "taken":
+            _settle_borrow(d, loan, emitter)
+        elif buyer is None:
             _settle_repay(d, loan, emitter)
         else:
             _settle_purchase(d, loan, emitter, buyer)

@@ -308,3 +308,35 @@ MAINNET_LOGS = [
     }
     for index, address, data, topics in _RAW
 ]
+
+
+def abi_log(
+    abi: list[dict],
+    name: str,
+    values: list[Any],
+    *,
+    address: str = "0x" + "99" * 20,
+    tx: str = "0x" + "01" * 32,
+    index: int = 0,
+) -> dict[str, Any]:
+    """A log of the published event ``name``: indexed values as topics, the rest ABI-encoded."""
+    from eth_abi import encode
+
+    event = next(e for e in abi if e["name"] == name)
+    topics = [topic0(event)]
+    types, data = [], []
+    for param, value in zip(event["inputs"], values, strict=True):
+        if param["indexed"]:
+            topics.append("0x" + encode([abi_type(param)], [value]).hex())
+        else:
+            types.append(abi_type(param))
+            data.append(value)
+    return {
+        "address": address,
+        "topics": topics,
+        "data": "0x" + encode(types, data).hex(),
+        "blockNumber": "0x10",
+        "blockHash": "0x" + "ee" * 32,
+        "transactionHash": tx,
+        "logIndex": hex(index),
+    }
