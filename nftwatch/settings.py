@@ -36,11 +36,22 @@ ENV_VARS: dict[str, str] = {
     "NFTWATCH_METRICS_HOST": "metrics_host",
     "NFTWATCH_METRICS_PORT": "metrics_port",
     "NFTWATCH_RESEND_AFTER": "resend_after",
+    "OPENSEA_API_KEY": "opensea_api_key",
+    "NFTWATCH_OPENSEA_SLUGS": "opensea_slugs",
+    "OPENSEA_STREAM_URL": "opensea_stream_url",
+    "OPENSEA_API_URL": "opensea_api_url",
 }
 
-_LIST_FIELDS = {"collections", "ipfs_gateways", "allow_hosts", "extractors", "api_keys"}
+_LIST_FIELDS = {
+    "collections",
+    "ipfs_gateways",
+    "allow_hosts",
+    "extractors",
+    "api_keys",
+    "opensea_slugs",
+}
 _INT_FIELDS = {"chain_id", "confirmations", "api_port", "metrics_port", "resend_after"}
-_SECRET_FIELDS = {"api_keys"}
+_SECRET_FIELDS = {"api_keys", "opensea_api_key"}
 
 
 def _default_data_dir() -> Path:
@@ -73,6 +84,11 @@ class Settings:
         9464  # /metrics and /healthz of `nftwatch run`; workers take the next; 0: off
     )
     resend_after: int = 900  # seconds before a sent but unfinished outbox row is sent again
+    opensea_api_key: str | None = None  # set: `nftwatch run` follows OpenSea's listings
+    # the collections' OpenSea slugs: CONTRACT=SLUG (only that contract's items) or SLUG
+    opensea_slugs: tuple[str, ...] = ()
+    opensea_stream_url: str | None = None  # None: OpenSea's Stream API
+    opensea_api_url: str | None = None  # None: https://api.opensea.io
 
     @property
     def embedded_database(self) -> bool:
@@ -83,7 +99,7 @@ class Settings:
         out: dict[str, Any] = {}
         for key, value in asdict(self).items():
             if key in _SECRET_FIELDS and value:
-                out[key] = ["***"] * len(value)
+                out[key] = ["***"] * len(value) if isinstance(value, tuple) else "***"
             elif isinstance(value, str):
                 out[key] = mask_url(value)
             elif isinstance(value, tuple):

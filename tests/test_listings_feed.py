@@ -226,3 +226,74 @@ def test_an_unreachable_stream_is_retryable(sessions: sessionmaker[Session]) -> 
         feed.run(threading.Event(), max_attempts=2)
     feed.close()
     assert len(feed.stats.errors) == 2
+
+
+def _env(fake: FakeOpenSea, key: str = KEY) -> dict[str, str]:
+    return {
+        "OPENSEA_API_KEY": key,
+        "NFTWATCH_OPENSEA_SLUGS": f"{PUNKS.upper().replace('0X', '0x')}={SLUG}",
+        "OPENSEA_STREAM_URL": fake.stream_url,
+        "OPENSEA_API_URL": fake.api_url,
+    }
+
+
+def test_the_service_starts_the_feed_when_the_key_is_set(
+    fake: FakeOpenSea, sessions: sessionmaker[Session]
+) -> None:
+    from nftwatch import settings
+    from nftwatch.service.listings_feed import feed_config, feed_target
+
+    assert feed_config(settings.load({})) is None  # no key: no feed
+    config = feed_config(settings.load(_env(fake)))
+    assert config is not None and dict(config.slugs) == {SLUG: PUNKS}
+    masked = settings.load(_env(fake)).masked()
+    assert masked["opensea_api_key"] == "***" and KEY not in str(masked)
+    stop = threading.Event()
+    # the thread nftwatch run starts, with the settings nftwatch run reads
+    thread = threading.Thread(target=feed_target(config, sessions, stop), daemon=True)
+    thread.start()
+    try:
+        assert fake.wait_joins(1)
+        fake.publish(SLUG, listed(SLUG, PUNKS, 5, order(5), 10**18))
+        wait_for("the listing", lambda: order(5) in rows(sessions))
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_the_one_shot_command_catches_up_the_book(
+    fake: FakeOpenSea, sessions: sessionmaker[Session], db_url: str, tmp_path: Any
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    for i in (1, 2, 3):
+        fake.publish(SLUG, listed(SLUG, PUNKS, i, order(i), 10**18))
+    env = {
+        **os.environ,
+        **_env(fake),
+        "DATABASE_URL": db_url,
+        "NFTWATCH_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "nftwatch.cli", "listings-feed", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["new"] == 3
+    assert set(rows(sessions)) == {order(1), order(2), order(3)}
+    refused = subprocess.run(
+        [sys.executable, "-m", "nftwatch.cli", "listings-feed"],
+        env={**env, "OPENSEA_API_KEY": "wrong"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 1
+    assert "FeedRefused" in refused.stderr and "wrong" not in refused.stderr

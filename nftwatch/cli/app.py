@@ -20,6 +20,7 @@ HELP_ORDER = (
     "worker",
     "demo",
     "run",
+    "listings-feed",
     "backfill",
     "value",
     "resolve",

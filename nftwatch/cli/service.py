@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nftwatch.cli.app import cli
-from nftwatch.cli.common import _rpc_map, _settings
+from nftwatch.cli.common import JsonFlag, _print_json, _rpc_map, _settings
 
 
 @cli.command()
@@ -68,3 +68,44 @@ def run(
     setup_logging(s.log_level)  # from the first line on: starting the embedded servers included
     with open_resources(s) as res:
         run_service(res, with_workers=workers, poll_interval=interval)
+
+
+@cli.command("listings-feed")
+def listings_feed(
+    duration: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to follow the stream; 0: one REST catch-up, then exit."),
+    ] = 0.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Store OpenSea's listings of the watched collections (OPENSEA_API_KEY and
+    NFTWATCH_OPENSEA_SLUGS=CONTRACT=SLUG,...); new ones are valued on the urgent queue.
+
+    Example: nftwatch listings-feed --duration 600 (nftwatch run follows it for good)
+    """
+    import threading
+
+    from listeners.feeds.opensea import OpenSeaFeed
+    from nftwatch.runtime import open_resources
+    from nftwatch.service.listings_feed import feed_config
+
+    s = _settings()
+    config = feed_config(s, s.chain_id or 1)
+    if config is None:
+        raise typer.BadParameter("OPENSEA_API_KEY is not set", param_hint="environment")
+    with open_resources(s) as res:
+        feed = OpenSeaFeed(config, res.factory)
+        try:
+            if duration:
+                stop = threading.Event()
+                threading.Timer(duration, stop.set).start()
+                feed.run(stop)
+            else:
+                feed.catch_up()
+        finally:
+            feed.close()
+    stats = {k: v for k, v in vars(feed.stats).items() if k != "errors"}
+    if as_json:
+        _print_json({**stats, "errors": feed.stats.errors})
+    else:
+        typer.echo(", ".join(f"{k} {v}" for k, v in stats.items()))

@@ -16,6 +16,7 @@ from listeners.leader import Leader, lead_then_run
 from listeners.rpc import Rpc
 from nftwatch.observability.logs import setup_logging
 from nftwatch.runtime import Resources, worker_env
+from nftwatch.service.listings_feed import feed_config, feed_target
 from nftwatch.service.metrics_server import serve_metrics
 from nftwatch.service.supervisor import BULK_NICE, Supervisor
 from nftwatch.service.sweeps import run_sweeps
@@ -105,6 +106,17 @@ def run_service(
             name="retry-sweep",
         ),
     ]
+    listings_feed = feed_config(s, chain_id)
+    if listings_feed is not None:
+        # off-chain listings (OpenSea): stored and valued on the urgent queue like on-chain offers
+        threads.append(
+            threading.Thread(
+                target=_resilient(
+                    "listings-feed", feed_target(listings_feed, res.factory, stop), stop
+                ),
+                name="listings-feed",
+            )
+        )
     supervisor = Supervisor(s.data_dir / "logs")
     metrics = serve_metrics(res, chain_id, threads)
     try:
