@@ -18,9 +18,10 @@ def test_backtest_on_real_sales_gives_finite_metrics(shared_data: Path) -> None:
     floor = ModelParams().min_price_eth
     after = [s for s in sales if s.time.date() >= cutoff and s.price_eth > floor]
     assert report.test_sales == len(after)
-    assert report.train_sales == sum(
+    assert report.train_sales + report.train_wash_excluded == sum(
         1 for s in sales if s.time.date() < cutoff and s.price_eth > floor
     )
+    assert 0 < report.train_wash_excluded < 0.05 * report.train_sales
     for name in ("model", "market median, previous 7 days", "token's last sale"):
         m = report.price[name]
         assert m["n"] > 0

@@ -42,6 +42,7 @@ class BacktestReport:
     label_window_end: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    train_wash_excluded: int = 0  # training sales left out as wash trades (valuation.wash)
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -113,10 +114,17 @@ def run_backtest(
         params = ModelParams(**{**params.__dict__, "horizon_days": horizon_days})
     as_of = _at_midnight(cutoff)
     model = fit(sales, attributes, as_of=as_of, embeddings=embeddings, params=params)
-    walk = model.with_sales(sales)
-    h: History = walk.history
+    walk = model.with_sales(sales)  # the model's view: without the wash-flagged sales
+    # every priced sale is scored, and the baselines read them all
+    h = History(sales, min_price=params.min_price_eth)
     start = h.count_before(to_days(as_of))
     notes: list[str] = []
+    if walk.excluded:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(walk.excluded.items()) if k != "sales")
+        notes.append(
+            f"{walk.excluded['sales']} wash-flagged sales ({reasons}) left out of the model's "
+            "fit and comparables, still scored"
+        )
     skipped_unknown = 0
     actual, pred, lows, highs, market7, last = [], [], [], [], [], []
     for k in range(start, len(h)):
@@ -185,6 +193,7 @@ def run_backtest(
         horizon_days=horizon_days,
         model_version=model.model_version,
         train_sales=model.training_sales,
+        train_wash_excluded=int(model.excluded.get("sales", 0)),
         test_sales=len(a),
         price=price,
         interval_coverage=coverage,

@@ -37,6 +37,7 @@ from valuation.linear import LinearModel, fit_logistic, fit_poisson, fit_ridge, 
 from valuation.rarity import Traits
 from valuation.sales import SaleRecord
 from valuation.tokens import TokenSpace
+from valuation.wash import clean_sales
 
 __all__ = ["FittedModel", "ModelParams", "Valuation", "fit"]
 
@@ -73,6 +74,8 @@ class ModelParams:
     liquidity_half_life_days: float = 180.0
     # sales below this are gifts or wash transfers in a sale's clothing (1 wei, 0.000001 ETH)
     min_price_eth: float = 1e-3
+    # leave the sales valuation.wash flags out of the fit and the comparables
+    exclude_wash: bool = True
 
 
 @dataclass(frozen=True)
@@ -514,13 +517,15 @@ class FittedModel:
     liquidity: _LiquidityFit
     market: _Market
     training_sales: int
+    # sales left out as wash trades or outliers, per reason (valuation.wash), plus "sales"
+    excluded: Mapping[str, int] = field(default_factory=dict)
 
     def with_sales(self, sales: Sequence[SaleRecord]) -> FittedModel:
         """The same fitted parameters over a new sales history (the market level and the
         comparables follow the new sales; nothing is refit)."""
-        history = History(sales, min_price=self.params.min_price_eth)
+        history, excluded = _history(sales, self.params)
         market = _Market(history, self.space, self.price.premium, self.params)
-        return replace(self, market=market)
+        return replace(self, market=market, excluded=excluded)
 
     @property
     def history(self) -> History:
@@ -659,6 +664,15 @@ class FittedModel:
         )
 
 
+def _history(sales: Sequence[SaleRecord], params: ModelParams) -> tuple[History, dict[str, int]]:
+    """The sales the model reads: priced, and without the wash-flagged ones (their counts)."""
+    if not params.exclude_wash:
+        return History(sales, min_price=params.min_price_eth), {}
+    priced = [s for s in sales if s.price_eth > params.min_price_eth]
+    clean, counts = clean_sales(priced)
+    return History(clean, min_price=params.min_price_eth), dict(counts)
+
+
 def _version(params: ModelParams, as_of: datetime, history: History, end: float) -> str:
     n = history.count_before(end)
     last_tx = history.records[n - 1].tx_hash if n else ""
@@ -692,7 +706,7 @@ def fit(
     params = params or ModelParams()
     end = to_days(as_of)
     known = [s for s in sales if to_days(s.time) < end]
-    history = History(known, min_price=params.min_price_eth)
+    history, excluded = _history(known, params)
     space = TokenSpace(attributes, embeddings)
     price, market = _fit_price(history, space, params, end)
     liquidity = _fit_liquidity(history, space, price.premium, end, params)
@@ -705,6 +719,7 @@ def fit(
         liquidity=liquidity,
         market=market,
         training_sales=history.count_before(end),
+        excluded=excluded,
     )
 
 

@@ -55,6 +55,9 @@ class SaleRecord:
     # the block number where the file has one: sales of one block (floor sweeps) are not
     # "before" each other, however the file orders them
     block: int | None = None
+    # where the chain shows them: the market, and the fees paid in ETH (0: a fee-less fill)
+    marketplace: str | None = None
+    fees_eth: float | None = None
 
 
 def _parse_time(text: str) -> datetime:

@@ -41,6 +41,7 @@ from valuation.model import ModelParams, fit
 from valuation.rarity import Traits
 from valuation.sales import SaleRecord
 from valuation.tokens import TokenSpace
+from valuation.wash import REASONS, flag_counts, flag_sales
 
 __all__ = ["WalkForwardConfig", "WalkForwardReport", "run_walk_forward"]
 
@@ -441,6 +442,15 @@ def run_walk_forward(
         "the hedonic-knn model's own settings (ModelParams) are fixed defaults; its ridge "
         "penalty is chosen on a holdout of its own training sales",
     ]
+    wash = flag_counts(flag_sales(sales))
+    if params.exclude_wash:
+        reasons = ", ".join(f"{r} {wash[r]}" for r in REASONS if wash[r])
+        notes.append(
+            f"wash and outlier flags: {wash['sales']} of {len(sales)} sales"
+            + (f" ({reasons})" if reasons else "")
+            + "; left out of the hedonic-knn fits (each flagged from the sales before its"
+            " cutoff), still scored"
+        )
     unknown = int(((window_of == -1) & ~frame.known & (frame.times >= bounds[1])).sum())
     if unknown:
         notes.append(f"{unknown} sales of tokens without attributes were not scored")

@@ -116,6 +116,9 @@ def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
             seller=sale.seller,
             buyer=sale.buyer,
             tx_hash=sale.tx_hash,
+            block=sale.block_number,
+            marketplace=sale.marketplace,
+            fees_eth=float(Decimal(sale.fees_wei) / WEI),
         )
         for sale in market.collection_sales(s, chain_id, contract)
         # priced in ether, one token each: a bundle's even split says little of either token
@@ -358,6 +361,8 @@ def _value(
         "extractor": extractor,
         "as_of": at.isoformat(),
         "training_sales": training,
+        # sales the fit left out as wash trades or outliers (valuation.wash), by reason
+        "wash_excluded": dict(model.excluded) if model is not None and method == "fitted" else {},
         "sales_seen": len(sales),
         "fit_as_of": model.as_of.isoformat() if model is not None else None,
         "fit_version": model.model_version if model is not None else None,

@@ -31,6 +31,10 @@ class SaleOut(BaseModel):
     bundle_size: int = Field(
         description="NFTs sold in the same fill; above 1 the price is this token's even share."
     )
+    wash_flags: list[str] = Field(
+        description="Why this sale may not be a market price (left out of valuations): "
+        "self_trade, round_trip, churn (3+ sales in 7 days), off_level_quiet, private_fill."
+    )
 
 
 class ImageRef(BaseModel):

@@ -12,6 +12,8 @@ from store.listings import ListedToken
 from store.models import Sale, Token, Valuation
 from store.vectors import Neighbour
 from valuation.collateral import collateral
+from valuation.sales import SaleRecord
+from valuation.wash import WashPolicy, flag_sales
 
 WEI = Decimal(10**18)
 
@@ -24,7 +26,7 @@ def when(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def sale_body(sale: Sale) -> dict[str, Any]:
+def sale_body(sale: Sale, wash_flags: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "block_number": sale.block_number,
         "block_time": when(sale.block_time),
@@ -38,7 +40,30 @@ def sale_body(sale: Sale) -> dict[str, Any]:
         "marketplace": sale.marketplace,
         "inferred": sale.inferred,
         "bundle_size": sale.bundle_size,
+        "wash_flags": list(wash_flags),
     }
+
+
+# A token page holds the token's own sales only: the rules that need the collection's level
+# (off_level_quiet) wait for the model, which flags with every sale in view.
+_TOKEN_PAGE_WASH = WashPolicy(outliers=False)
+
+
+def token_wash_flags(sales: list[Sale]) -> list[tuple[str, ...]]:
+    """Each of the token's sales' wash flags (``valuation.wash``), in the order given."""
+    records = [
+        SaleRecord(
+            time=s.block_time,
+            token_id=int(s.token_id),
+            price_eth=eth(s.price_eth_wei) or 0.0,
+            seller=s.seller,
+            buyer=s.buyer,
+            tx_hash=s.tx_hash,
+            marketplace=s.marketplace,
+        )
+        for s in sales
+    ]
+    return flag_sales(records, _TOKEN_PAGE_WASH)
 
 
 def token_body(token: Token, sales: list[Sale], image_path: str | None) -> dict[str, Any]:
@@ -70,7 +95,7 @@ def token_body(token: Token, sales: list[Sale], image_path: str | None) -> dict[
         if token.error_class is None
         else {"class": token.error_class, "message": token.error_message},
         "resolved_at": when(token.resolved_at),
-        "sales": [sale_body(s) for s in sales],
+        "sales": [sale_body(s, f) for s, f in zip(sales, token_wash_flags(sales), strict=True)],
     }
 
 

@@ -87,9 +87,11 @@ def add_sale(
     tx_offset: int = 1000,
     log_index: int | None = None,
     marketplace: str = "test",
+    seller: str | None = None,
+    buyer: str | None = None,
 ) -> None:
     """Sale number ``n``: block ``first_block + n`` (hash ``n``), transaction ``n + tx_offset``,
-    log index ``n`` unless given."""
+    log index ``n`` unless given; from SELLER to BUYER unless given."""
     session.add(
         Sale(
             chain_id=chain_id,
@@ -100,8 +102,8 @@ def add_sale(
             block_time=at,
             contract=contract,
             token_id=Decimal(token_id),
-            seller=SELLER,
-            buyer=BUYER,
+            seller=SELLER if seller is None else seller,
+            buyer=BUYER if buyer is None else buyer,
             price_wei=Decimal(int(eth * WEI)),
             marketplace=marketplace,
         )

@@ -140,6 +140,11 @@ function renderToken(token, path) {
     chip("sales", String(token.sale_count));
     chip("transfers", String(token.transfer_count));
     if (token.last_sale) chip("last sale", `${fmtEth(token.last_sale.price_eth)} on ${fmtDate(token.last_sale.at)}`);
+    const flagged = (token.sales || []).filter((s) => s.wash_flags && s.wash_flags.length);
+    if (flagged.length) {
+      const reasons = [...new Set(flagged.flatMap((s) => s.wash_flags))].join(", ");
+      chip("wash-flagged", `${flagged.length} of ${token.sales.length} sales (${reasons})`);
+    }
     for (const a of (Array.isArray(token.attributes) ? token.attributes : []).slice(0, 8)) {
       if (a && a.trait_type) chip(a.trait_type, String(a.value));
     }
