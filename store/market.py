@@ -141,3 +141,69 @@ def collection_stats(
         floor_eth=None if window.floor is None else float(window.floor) / wei,
         listings_count=int(listings or 0),
     )
+
+
+# The token's live on-chain ask: its latest public offer (to anyone) or withdrawal since it
+# last moved (a transfer or a sale ends an offer in the punks' market), and its live bid: the
+# latest bid or withdrawal, unless the bidder has bought the token since.
+_ONCHAIN_ORDERS = """
+WITH moved AS (
+  SELECT block_number, log_index FROM transfers
+  WHERE chain_id = :chain_id AND contract = :contract AND token_id = :token_id
+  ORDER BY block_number DESC, log_index DESC LIMIT 1
+), offer AS (
+  SELECT l.kind, l.price_wei, l.account FROM listings l
+  WHERE l.chain_id = :chain_id AND l.contract = :contract AND l.token_id = :token_id
+    AND l.kind IN ('offered', 'withdrawn')
+    AND NOT EXISTS (SELECT 1 FROM moved m
+                    WHERE (m.block_number, m.log_index) > (l.block_number, l.log_index))
+  ORDER BY l.block_number DESC, l.log_index DESC LIMIT 1
+), bid AS (
+  SELECT l.kind, l.price_wei, l.account FROM listings l
+  WHERE l.chain_id = :chain_id AND l.contract = :contract AND l.token_id = :token_id
+    AND l.kind IN ('bid', 'bid_withdrawn')
+    AND NOT EXISTS (SELECT 1 FROM sales s
+                    WHERE s.chain_id = l.chain_id AND s.contract = l.contract
+                      AND s.token_id = l.token_id AND s.buyer = l.account
+                      AND (s.block_number, s.log_index) > (l.block_number, l.log_index))
+  ORDER BY l.block_number DESC, l.log_index DESC LIMIT 1
+)
+SELECT (SELECT price_wei FROM offer
+        WHERE kind = 'offered' AND account = '0x0000000000000000000000000000000000000000'),
+       (SELECT price_wei FROM bid WHERE kind = 'bid')
+"""
+
+_OFFCHAIN_ASK = """
+SELECT price_eth_wei, marketplace FROM offchain_listings
+WHERE chain_id = :chain_id AND contract = :contract AND token_id = :token_id
+  AND status = 'active' AND price_eth_wei IS NOT NULL
+  AND (expires_at IS NULL OR expires_at > now())
+ORDER BY price_eth_wei LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class LiveOrders:
+    """The token's best live ask and bid, in wei of ether, and where each stands."""
+
+    ask_wei: int | None
+    ask_venue: str | None
+    bid_wei: int | None
+    bid_venue: str | None
+
+
+def live_orders(session: Session, chain_id: int, contract: str, token_id: int) -> LiveOrders:
+    """The cheapest live ask (on chain or off) and the live on-chain bid of one token."""
+    params = {"chain_id": chain_id, "contract": contract, "token_id": Decimal(token_id)}
+    onchain_ask, bid = session.execute(text(_ONCHAIN_ORDERS), params).one()
+    ask_wei = None if onchain_ask is None else int(onchain_ask)
+    ask_venue = None if onchain_ask is None else "on-chain offer"
+    offchain = session.execute(text(_OFFCHAIN_ASK), params).first()
+    if offchain is not None and (ask_wei is None or int(offchain[0]) < ask_wei):
+        ask_wei, ask_venue = int(offchain[0]), str(offchain[1])
+    return LiveOrders(
+        ask_wei=ask_wei,
+        ask_venue=ask_venue,
+        bid_wei=None if bid is None else int(bid),
+        bid_venue=None if bid is None else "on-chain bid",
+    )

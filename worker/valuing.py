@@ -126,6 +126,10 @@ def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
     ]
 
 
+def _eth(wei: int | None) -> float | None:
+    return None if wei is None else float(Decimal(wei) / WEI)
+
+
 def _valuation_time(sales: list[Any]) -> dt.datetime:
     """Now, or just after the latest recorded sale when the chain's clock runs ahead of ours
     (a local node mines faster than a block a second): nothing after this time is used."""
@@ -299,6 +303,7 @@ def _value(
     timer: _Timer,
     cache: ModelCache | None = None,
 ) -> int:
+    from valuation.bounds import OpenOrders, apply_orders
     from valuation.thin import Neighbour, value_thin_market
 
     cache = cache or MODELS
@@ -340,6 +345,17 @@ def _value(
                 ],
             )
             training = len(sales)
+    with timer.step("orders"), ctx.factory() as s:
+        live = market.live_orders(s, chain_id, contract, token_id)
+    valuation = apply_orders(
+        valuation,
+        OpenOrders(
+            ask_eth=_eth(live.ask_wei),
+            ask_venue=live.ask_venue,
+            bid_eth=_eth(live.bid_wei),
+            bid_venue=live.bid_venue,
+        ),
+    )
     explanation = dict(valuation.explanation)
     explanation["visual_neighbours"] = [
         {
