@@ -144,7 +144,7 @@ def test_export_transfers_and_sales(
             "inferred": False,
             "price_eth_wei": str(2 * ETH),
             "fees_wei": str(ETH // 20),  # the market's fee, within the price
-            "royalty_wei": "0",
+            "royalty_wei": str(ETH // 20),  # not paid to OpenSea: read as the creator's
             "bundle_size": 1,
         }
     ]

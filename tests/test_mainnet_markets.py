@@ -104,8 +104,7 @@ def test_seaport_sale_of_token_733(env: dict[str, str]) -> None:
     stats = backfill(env)
     assert stats["chain_id"] == 1 and stats["blocks"] == 2 and not stats["errors"]
     [sale] = sales_of(export(env, "sales"), TOKEN_733, 733)
-    # royalty_wei is left out: which fee recipient is the creator is not in the event
-    assert {k: v for k, v in sale.items() if k != "royalty_wei"} == {
+    assert sale == {
         "chain_id": 1,
         "standard": "erc721",
         "contract": TOKEN_733,
@@ -125,6 +124,7 @@ def test_seaport_sale_of_token_733(env: dict[str, str]) -> None:
         "inferred": False,
         "price_eth_wei": str(370 * ETH // 1000),
         "fees_wei": str(27_750 * ETH // 1_000_000),  # OpenSea's 2.5% and the creator's 5%
+        "royalty_wei": str(18_500 * ETH // 1_000_000),  # the 5% not paid to OpenSea
         "bundle_size": 1,
     }
 

@@ -9,7 +9,8 @@ recipient, offset(offer), offset(consideration), then the two arrays; ``SpentIte
 A listing fills with the NFT in ``offer`` (seller = offerer, buyer = recipient, price = the
 currency items of ``consideration``); an accepted offer has the NFT in ``consideration`` (buyer =
 offerer, seller = recipient, price = the currency items of ``offer``). The price is what the buyer
-paid, fees included; fees are the currency items paid to anyone but the seller. A bundle (several
+paid, fees included; fees are the currency items paid to anyone but the seller, and the royalty
+the part of them not paid to OpenSea's fee collectors. A bundle (several
 NFTs in one order) is split evenly over its items and flagged with its size.
 
 Source: ProjectOpenSea/seaport ``ConsiderationEventsAndErrors.sol``; the addresses are the
@@ -27,6 +28,15 @@ from store.records import SaleEvent
 ORDER_FULFILLED = topic(
     "OrderFulfilled(bytes32,address,address,address,"
     "(uint8,address,uint256,uint256)[],(uint8,address,uint256,uint256,address)[])"
+)
+
+# OpenSea's fee collectors: a payment to anyone else but the seller is taken for a royalty
+# (on another frontend's orders its own fee would be counted as one)
+MARKETPLACE_FEE_RECIPIENTS = frozenset(
+    {
+        "0x0000a26b00c1f0df003000390027140000faa719",
+        "0x8de9c5a032463c561423387a9648c5c7bcc5bc90",
+    }
 )
 
 # ItemType
@@ -73,6 +83,14 @@ def order_fulfilled(d: DecodeContext, log: Log, topics: list[str]) -> bool:
     count = len(nfts)
     price = sum(it.amount for it in price_items) // count
     fees = sum(it.amount for it in payments if it.recipient != seller) // count
+    royalty = (
+        sum(
+            it.amount
+            for it in payments
+            if it.recipient != seller and it.recipient not in MARKETPLACE_FEE_RECIPIENTS
+        )
+        // count
+    )
     first = price_items[0]
     currency = currency_name(None if first.item_type == NATIVE else first.token, WETH)
     d.sales.extend(
@@ -90,6 +108,7 @@ def order_fulfilled(d: DecodeContext, log: Log, topics: list[str]) -> bool:
             currency=currency,
             marketplace="seaport",
             fees_wei=fees,
+            royalty_wei=royalty,
             bundle_size=count,
         )
         for i, nft in enumerate(nfts)
