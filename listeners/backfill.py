@@ -84,9 +84,35 @@ def fetch_logs(
                 seen.add(key)
                 logs.append(log)
                 extra = True
+    extra |= _add_payments(rpc, logs, seen, chain_id)
     if extra:
         logs.sort(key=lambda lg: (int(lg["blockNumber"], 16), int(lg["logIndex"], 16)))
     return logs
+
+
+def _add_payments(
+    rpc: Rpc, logs: list[dict[str, Any]], seen: set[tuple[str, str]], chain_id: int | None
+) -> bool:
+    """Append the payment-token transfers of the transactions whose market events read them,
+    from those transactions' receipts; whether any was added."""
+    markets = markets_for(chain_id)
+    wanted = markets.payment_topics
+    if not wanted:
+        return False
+    txs = sorted(
+        {lg["transactionHash"] for lg in logs if lg["topics"] and lg["topics"][0].lower() in wanted}
+    )
+    if not txs:
+        return False
+    tokens = markets.payment_tokens
+    added = False
+    for log in rpc.get_receipt_logs(txs):
+        key = (log["transactionHash"], log["logIndex"])
+        if key not in seen and log["address"].lower() in tokens and log.get("topics"):
+            seen.add(key)
+            logs.append(log)
+            added = True
+    return added
 
 
 def add_inferred_sales(

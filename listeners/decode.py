@@ -22,6 +22,7 @@ What becomes what:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from listeners.logs import (
     MAX_UINT256,
@@ -33,6 +34,7 @@ from listeners.logs import (
     Log,
     Payment,
     addr,
+    checksummed,
     topic,
     uint,
     words,
@@ -277,6 +279,11 @@ def _handlers(chain_id: int | None) -> dict[tuple[str, int], Handler]:
     return handlers
 
 
+@cache
+def _spellings(tokens: frozenset[str]) -> frozenset[str]:
+    return tokens | {checksummed(t) for t in tokens}
+
+
 def collection_topics(chain_id: int | None = None) -> tuple[str, ...]:
     """Every topic0 the watched collections emit that we decode: their ``eth_getLogs`` filter.
     Markets' own events come from :meth:`listeners.markets.Markets.queries`."""
@@ -305,8 +312,9 @@ def decode_logs(
     (the watched collections); ``None`` keeps every NFT ("all" mode). ``chain_id``: on a chain
     where a market lists its contracts, only theirs are read as that market's (None: any)."""
     markets = markets_for(chain_id)
-    payment_tokens = markets.payment_tokens
-    d = DecodeContext(legacy_contracts, nft_contracts, max_consecutive, payment_tokens)
+    d = DecodeContext(legacy_contracts, nft_contracts, max_consecutive, markets.payment_tokens)
+    # as nodes spell them (lower case or EIP-55): no lower() on every ERC-20 log
+    payment_spellings = _spellings(markets.payment_tokens)
     handlers = _handlers(chain_id)
     payments = d.payments
     # Consecutive logs share their block and often their transaction: parse those once.
@@ -329,19 +337,17 @@ def decode_logs(
                 # A third of all logs, never an NFT row; the punk market's carries the buyer of
                 # an accepted bid, a payment token's is a market's payment.
                 d.punk_recipient[log["transactionHash"] + log["address"]] = topics[2]
-                if payment_tokens:
-                    token = log["address"].lower()
-                    if token in payment_tokens:
-                        payments.append(
-                            Payment(
-                                log["transactionHash"].lower(),
-                                int(log["logIndex"], 16),
-                                token,
-                                addr(topics[1]),
-                                addr(topics[2]),
-                                uint(words(log["data"])[0]),
-                            )
+                if log["address"] in payment_spellings:
+                    payments.append(
+                        Payment(
+                            log["transactionHash"].lower(),
+                            int(log["logIndex"], 16),
+                            log["address"].lower(),
+                            addr(topics[1]),
+                            addr(topics[2]),
+                            uint(words(log["data"])[0]),
                         )
+                    )
             skipped += 1
             continue
         if log["transactionHash"] != d.raw_tx:

@@ -30,6 +30,14 @@ def topic(signature: str) -> str:
 TRANSFER = topic("Transfer(address,address,uint256)")
 
 
+def checksummed(address: str) -> str:
+    """EIP-55 mixed case, as some nodes spell addresses in logs."""
+    body = address[2:].lower()
+    digest = keccak(body.encode()).hex()
+    cased = (c.upper() if int(h, 16) >= 8 else c for c, h in zip(body, digest[:40], strict=True))
+    return "0x" + "".join(cased)
+
+
 def addr(topic_or_word: str) -> str:
     """The last 20 bytes of a 32-byte word, ``0x`` + 40 lower-case hex."""
     return "0x" + topic_or_word[-40:].lower()

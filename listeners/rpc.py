@@ -185,6 +185,19 @@ class Rpc:
                     out[h.number] = h
         return out
 
+    def get_receipt_logs(
+        self, tx_hashes: Sequence[str], *, batch_size: int = 100
+    ) -> list[dict[str, Any]]:
+        """Every log of the transactions ``tx_hashes`` (their receipts, in JSON-RPC batches);
+        a receipt the node lacks (an orphaned transaction) gives none."""
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(tx_hashes), batch_size):
+            chunk = tx_hashes[i : i + batch_size]
+            for receipt in self.batch([("eth_getTransactionReceipt", [h]) for h in chunk]):
+                if receipt:
+                    out.extend(receipt.get("logs") or [])
+        return out
+
     def get_logs(
         self,
         from_block: int,

@@ -192,3 +192,16 @@ def test_watched_collections_see_the_same_sales(env: dict[str, str], node: Recor
     )
     assert node.calls["eth_getTransactionByHash"] >= 1  # #3522's transaction was asked about
     assert {t["contract"] for t in export(env, "transfers")} == set(watched)
+
+
+def test_a_node_that_spells_addresses_in_eip55_case_decodes_the_same() -> None:
+    from listeners.decode import decode_logs
+    from listeners.logs import checksummed
+
+    logs = json.loads(FIXTURE.read_text())["logs"]
+    mixed = [{**lg, "address": checksummed(lg["address"])} for lg in logs]
+    assert any(lg["address"] != lg["address"].lower() for lg in mixed)
+    plain, cased = decode_logs(logs, chain_id=1), decode_logs(mixed, chain_id=1)
+    assert cased.sales == plain.sales and cased.loans == plain.loans
+    assert [s.currency for s in cased.sales] == ["BLUR_POOL", "ETH"]  # the payments were read
+    assert cased.loans[0].repaid_wei == plain.loans[0].repaid_wei is not None

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
-from listeners.logs import TRANSFER, DecodeContext, Handler, Log
+from listeners.logs import DecodeContext, Handler, Log
 from listeners.markets import blend, blur, cryptopunks, looksrare, seaport, sudoswap, x2y2
 from listeners.markets.base import Deployment, Market
 
@@ -78,6 +78,12 @@ class Markets:
         return frozenset().union(*(m.payment_tokens for m in self.markets))
 
     @property
+    def payment_topics(self) -> frozenset[str]:
+        """Topics of the markets that read their transaction's payments: the transactions with
+        such a log are the ones whose payment-token transfers are fetched (their receipts)."""
+        return frozenset(t for m in self.markets if m.payment_tokens for t in m.topics)
+
+    @property
     def finishers(self) -> tuple[Callable[[DecodeContext], None], ...]:
         return tuple(m.finish for m in self.markets if m.finish is not None)
 
@@ -87,8 +93,10 @@ class Markets:
 
     def queries(self) -> list[LogQuery]:
         """The filters for every market's logs beside the watched collections' own: one by the
-        markets' known contracts, one for the payment tokens' transfers, one by topic alone for
-        markets whose emitters are unknown here (clones, or a chain without deployments)."""
+        markets' known contracts, one by topic alone for markets whose emitters are unknown here
+        (clones, or a chain without deployments). The payment tokens' transfers are not among
+        them (WETH moves hundreds of times a block): they come from the receipts of the
+        transactions that need them (:attr:`payment_topics`)."""
         by_address: list[str] = []
         address_topics: list[str] = []
         anywhere: list[str] = []
@@ -104,8 +112,6 @@ class Markets:
         out = []
         if by_address:
             out.append(LogQuery(tuple(dict.fromkeys(by_address)), _flat([address_topics])))
-        if self.payment_tokens:
-            out.append(LogQuery(tuple(sorted(self.payment_tokens)), (TRANSFER,)))
         if anywhere:
             out.append(LogQuery(None, _flat([anywhere])))
         return out

@@ -4,14 +4,16 @@ Ethereum node, for tests that run the real backfill and CLI against real chain d
 It serves, single or batched, what our backfill asks of a node::
 
     eth_chainId, net_version, eth_blockNumber, eth_getBlockByNumber, eth_getLogs,
-    eth_getTransactionByHash
+    eth_getTransactionByHash, eth_getTransactionReceipt
 
 ``eth_getLogs`` filters as a node does: ``fromBlock``/``toBlock`` (or ``blockHash``), an
 ``address`` string or list, and ``topics`` by position, where null matches anything and a list
 matches any of its values. A recording holds logs and block headers, not transactions, so
 ``eth_getTransactionByHash`` answers null (a node's answer for a transaction it does not
-know); any other method gets the JSON-RPC "method not found" error. ``calls`` counts the
-methods asked, so a test can see what the client did.
+know); a receipt carries the recorded logs of its transaction (the recording keeps every log of
+the transactions it keeps) and nothing else of a receipt but its block and status; any other
+method gets the JSON-RPC "method not found" error. ``calls`` counts the methods asked, so a
+test can see what the client did.
 
 The recording is a JSON file: ``{"blocks": [{number, hash, parent_hash, timestamp}], "logs":
 [eth_getLogs results]}``.
@@ -147,7 +149,21 @@ class RecordedChain:
             return self.get_logs(params[0] if params else {})
         if method == "eth_getTransactionByHash":
             return None
+        if method == "eth_getTransactionReceipt":
+            return self._receipt(str(params[0]).lower())
         raise MethodNotFound(method)
+
+    def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        logs = [lg for lg in self.logs if lg["transactionHash"].lower() == tx_hash]
+        if not logs:
+            return None
+        return {
+            "transactionHash": logs[0]["transactionHash"],
+            "blockHash": logs[0]["blockHash"],
+            "blockNumber": logs[0]["blockNumber"],
+            "status": "0x1",
+            "logs": logs,
+        }
 
 
 class RecordedNode:
