@@ -266,7 +266,7 @@ def test_loans_on_anvil_are_recorded(anvil: Anvil, rpc: Rpc, sessions) -> None:
         (third, "repaid", None, a2, None, None, None, None, 2 * ETH),
         (third, "bought", 3, a2, a1, None, None, None, 2 * ETH),
         (fourth, "taken", 4, a2, a1, ETH, 1000, 500, None),
-        (fourth, "repaid", None, a2, a1, None, None, None, ETH),
+        (fourth, "repaid", 4, a2, a1, None, None, None, ETH),  # the token Blend sold
     ]
     sales = rows(
         sessions,

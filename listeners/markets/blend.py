@@ -188,7 +188,7 @@ def _settle_repay(d: DecodeContext, loan: LoanEvent, emitter: str) -> None:
     """``Repay`` names only the lien: the lender is the first payee after it (every flow that
     ends a lien pays the debt first, then the surplus to the borrower), and when Blend itself
     pays out (a Blur bid taken on the collateral) the next payee is the borrower, who is the
-    seller of that fill rather than Blend."""
+    seller of that fill rather than Blend (and the token it sold is the lien's collateral)."""
     window = _window(d, loan, emitter)
     if not window:
         return
@@ -201,6 +201,8 @@ def _settle_repay(d: DecodeContext, loan: LoanEvent, emitter: str) -> None:
         for s in d.sales:
             if s.tx_hash == loan.tx_hash and s.contract == loan.contract and s.seller == emitter:
                 s.seller = loan.borrower
+                if loan.token_id is None:  # the collateral is the token Blend sold
+                    loan.token_id = s.token_id
 
 
 def _settle_borrow(d: DecodeContext, loan: LoanEvent, emitter: str) -> None:
