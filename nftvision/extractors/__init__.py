@@ -5,7 +5,8 @@
 
 Ids: ``raw-rgb-v1`` and ``gradient-v1`` (the blog's direct methods), ``effnet-lite0-v1`` (the
 offline pretrained default), ``vgg16-fc7-v1``, ``vgg19-fc7-v1``, ``resnet50-v1`` (torchvision
-weights from the torch hub cache or ``weights_dir``). Any CNN id with the suffix ``:random``
+weights from the torch hub cache or ``weights_dir``), ``nft-ssl-v1`` (our own CNN trained
+label-free on NFT art; its weights ship in the package). Any CNN id with the suffix ``:random``
 (``effnet-lite0-v1:random``) builds the same network with seeded random weights: the control
 for "is it the training or just the architecture?".
 
@@ -39,11 +40,12 @@ _DIRECT: dict[str, type[RawRGB] | type[ColourGradient]] = {
     ColourGradient.name: ColourGradient,
 }
 _CNN = ("effnet-lite0-v1", "vgg16-fc7-v1", "vgg19-fc7-v1", "resnet50-v1")
+_LEARNED = "nft-ssl-v1"
 
 
 def available_extractors() -> list[str]:
     """Every extractor id, direct methods first."""
-    return [*_DIRECT, *_CNN]
+    return [*_DIRECT, *_CNN, _LEARNED]
 
 
 def get_extractor(
@@ -70,6 +72,16 @@ def get_extractor(
         base, random_weights = name[: -len(RANDOM_SUFFIX)], True
     if base in _DIRECT and not random_weights:
         return _DIRECT[base]()
+    if base == _LEARNED:
+        from nftvision.extractors import learned
+        from nftvision.extractors.cnn import resolve_device
+
+        ssl = learned.build_nft_ssl(
+            device=resolve_device(device), weights_dir=weights_dir, random_weights=random_weights
+        )
+        if random_weights:
+            ssl.name = name
+        return ssl
     if base not in _CNN:
         raise ValueError(f"unknown extractor {name!r}; known: {', '.join(available_extractors())}")
 
