@@ -36,6 +36,7 @@ def test_ids_are_listed() -> None:
         "vgg16-fc7-v1",
         "vgg19-fc7-v1",
         "resnet50-v1",
+        "nft-ssl-v1",
     ]
     with pytest.raises(ValueError, match="unknown extractor"):
         get_extractor("nope-v1")

@@ -14,6 +14,7 @@ from nftwatch.cli import (  # noqa: F401  (imported to register their commands)
     observe,
     resolve,
     service,
+    train,
     values,
     vision,
 )

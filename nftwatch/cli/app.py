@@ -26,6 +26,7 @@ HELP_ORDER = (
     "resolve",
     "embed",
     "similarity",
+    "train-extractor",
     "backtest",
     "api",
     "failures",
