@@ -1,59 +1,83 @@
-"""The market reads behind the API, the desk and the exports: on-chain listings (``kind =
-'offered'``) with each token's latest valuation, and the position that lets a stream hand out only
-what changed (new listings, and listings whose token was valued again); and the transfers and
+"""The market reads behind the API, the desk and the exports: the listings a desk sees (on-chain
+offers, ``kind = 'offered'``, and active off-chain listings) with each token's latest valuation,
+and the position that lets a stream hand out only what changed (new offers, off-chain listings
+that were listed or retired, and listings whose token was valued again); and the transfers and
 sales of a block range, streamed for export."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import datetime as dt
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Row, func, select, text, tuple_
+from sqlalchemy import BigInteger, Engine, Row, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnClause
 
-from store.models import Listing, Token, Valuation
+from store.models import Listing, OffchainListing, Token, Valuation
 from store.tokens import owners_before
 
 OFFERED = "offered"
+ACTIVE = "active"
 # at most this many re-valued tokens are looked at per poll, so a backfill that values
 # thousands of tokens moves the position in bounded steps instead of one huge query
 VALUATION_BATCH = 500
+# the oldest transaction still running anywhere: every write of an older one is committed (and
+# visible) or rolled back, so off-chain changes below it can be handed out in their final order
+_HORIZON: ColumnClause[int] = literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint", BigInteger
+)
 
 TokenKey = tuple[int, str, int]
+AnyListing = Listing | OffchainListing
 
 
 class Position(NamedTuple):
-    """Where a reader of the listings stands: the last listing it saw (block, log index) and the
-    highest valuation id it saw."""
+    """Where a reader of the listings stands: the last on-chain offer it saw (block, log index),
+    the highest valuation id it saw, and the last off-chain listing change it saw (the writing
+    transaction's id and the change's sequence number, ``OffchainListing.change_xid`` and
+    ``change_seq``). Zero off-chain parts: before any off-chain change."""
 
     block_number: int = 0
     log_index: int = -1
     valuation_id: int = 0
+    offchain_xid: int = 0
+    offchain_seq: int = 0
 
 
 @dataclass(frozen=True)
 class ListedToken:
-    listing: Listing
+    """One listing (an on-chain offer or an off-chain listing) with what the desk shows beside
+    it."""
+
+    listing: AnyListing
     valuation: Valuation | None
     has_image: bool
     name: str | None
     # who held the token when it was offered (a PunkOffered names only the buyer it is
-    # reserved for); None where no earlier transfer of it is stored
+    # reserved for; an off-chain listing's maker); None where no earlier transfer is stored
     seller: str | None = None
 
     @property
     def key(self) -> TokenKey:
         return (self.listing.chain_id, self.listing.contract, int(self.listing.token_id))
 
+    @property
+    def listed_at(self) -> dt.datetime:
+        """When the listing was made: the offer's block time, or the marketplace's time."""
+        x = self.listing
+        return x.listed_at if isinstance(x, OffchainListing) else x.block_time
+
 
 # ------------------------------------------------------------------ listings
 
 
 def head(session: Session) -> Position:
-    """The position just past everything stored now: changes from here are only what is new."""
+    """The position just past everything stored now: changes from here are only what is new
+    (an off-chain change of a transaction still running may be handed out once more)."""
     last = session.execute(
         select(Listing.block_number, Listing.log_index)
         .where(Listing.kind == OFFERED)
@@ -61,31 +85,53 @@ def head(session: Session) -> Position:
         .limit(1)
     ).first()
     vid = session.scalar(select(func.max(Valuation.id))) or 0
+    o = OffchainListing
+    off = session.execute(
+        select(o.change_xid, o.change_seq)
+        .where(o.change_xid < _HORIZON)
+        .order_by(o.change_xid.desc(), o.change_seq.desc())
+        .limit(1)
+    ).first()
+    xid, seq = (0, 0) if off is None else (int(off.change_xid), int(off.change_seq))
     if last is None:
-        return Position(0, -1, int(vid))
-    return Position(int(last.block_number), int(last.log_index), int(vid))
+        return Position(0, -1, int(vid), xid, seq)
+    return Position(int(last.block_number), int(last.log_index), int(vid), xid, seq)
 
 
 def recent(
     session: Session, limit: int, chain_id: int | None = None, contract: str | None = None
 ) -> list[ListedToken]:
-    """The newest offers, newest first."""
+    """The newest on-chain offers and active off-chain listings (not past their expiry), merged
+    by when each was listed, newest first."""
     query = select(Listing).where(Listing.kind == OFFERED)
     if chain_id is not None:
         query = query.where(Listing.chain_id == chain_id)
     if contract is not None:
         query = query.where(Listing.contract == contract)
-    rows = list(
+    onchain = list(
         session.scalars(
             query.order_by(Listing.block_number.desc(), Listing.log_index.desc()).limit(limit)
         )
     )
-    return _with_valuations(session, rows)
+    o = OffchainListing
+    off = select(o).where(*_live())
+    if chain_id is not None:
+        off = off.where(o.chain_id == chain_id)
+    if contract is not None:
+        off = off.where(o.contract == contract)
+    offchain = list(session.scalars(off.order_by(o.listed_at.desc()).limit(limit)))
+    rows = _with_valuations(session, [*onchain, *offchain])
+    # stable: an offer and a listing of the same instant keep the offer first
+    return sorted(rows, key=lambda x: x.listed_at, reverse=True)[:limit]
 
 
 def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedToken], Position]:
-    """Listings newer than ``since`` (oldest first) and the latest listing of every token valued
-    after ``since.valuation_id``; with the position to ask from next time."""
+    """What changed after ``since``, with the position to ask from next time: on-chain offers
+    newer than it (oldest first); off-chain listings written since (listed, or retired: their
+    status says which), in the order of the transactions that wrote them, only once every older
+    transaction has ended, so that a late commit is never skipped; and the latest offer and the
+    active off-chain listings of every token valued after ``since.valuation_id``, where the
+    position has already passed them."""
     new = list(
         session.scalars(
             select(Listing)
@@ -101,6 +147,21 @@ def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedT
     block, log_index = since.block_number, since.log_index
     if new:
         block, log_index = new[-1].block_number, new[-1].log_index
+    o = OffchainListing
+    moved = list(
+        session.scalars(
+            select(o)
+            .where(
+                tuple_(o.change_xid, o.change_seq) > tuple_(since.offchain_xid, since.offchain_seq),
+                o.change_xid < _HORIZON,
+            )
+            .order_by(o.change_xid, o.change_seq)
+            .limit(limit)
+        )
+    )
+    xid, seq = since.offchain_xid, since.offchain_seq
+    if moved:
+        xid, seq = int(moved[-1].change_xid), int(moved[-1].change_seq)
     revalued = session.execute(
         select(Valuation.id, Valuation.chain_id, Valuation.contract, Valuation.token_id)
         .where(Valuation.id > since.valuation_id)
@@ -108,16 +169,36 @@ def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedT
         .limit(VALUATION_BATCH)
     ).all()
     vid = int(revalued[-1].id) if revalued else since.valuation_id
+    valued = {(r.chain_id, r.contract, int(r.token_id)) for r in revalued}
     seen = {(x.chain_id, x.contract, int(x.token_id)) for x in new}
-    wanted = {(r.chain_id, r.contract, int(r.token_id)) for r in revalued} - seen
-    rows = new + [
-        x for x in _latest_listings(session, wanted) if _position(x) <= (block, log_index)
+    handed = {(x.marketplace, x.order_hash) for x in moved}
+    rows: list[AnyListing] = [
+        *new,
+        *moved,
+        *(
+            x
+            for x in _latest_listings(session, valued - seen)
+            if _position(x) <= (block, log_index)
+        ),
+        *(
+            x
+            for x in _active_offchain(session, valued)
+            if (x.marketplace, x.order_hash) not in handed
+            and (x.change_xid, x.change_seq) <= (xid, seq)
+        ),
     ]
-    return _with_valuations(session, rows), Position(block, log_index, vid)
+    return _with_valuations(session, rows), Position(block, log_index, vid, xid, seq)
 
 
 def _position(listing: Listing) -> tuple[int, int]:
     return (listing.block_number, listing.log_index)
+
+
+def _live() -> tuple[Any, ...]:
+    """An off-chain listing that stands: active, and not past its expiry (the feed marks it
+    expired only on its next sweep)."""
+    o = OffchainListing
+    return (o.status == ACTIVE, or_(o.expires_at.is_(None), o.expires_at > func.now()))
 
 
 def _token_filter(model: Any, keys: set[TokenKey]) -> Any:
@@ -145,7 +226,18 @@ def _latest_listings(session: Session, keys: set[TokenKey]) -> list[Listing]:
     )
 
 
-def _with_valuations(session: Session, rows: Iterable[Listing]) -> list[ListedToken]:
+def _active_offchain(session: Session, keys: set[TokenKey]) -> list[OffchainListing]:
+    if not keys:
+        return []
+    o = OffchainListing
+    return list(
+        session.scalars(
+            select(o).where(_token_filter(o, keys), *_live()).order_by(o.change_xid, o.change_seq)
+        )
+    )
+
+
+def _with_valuations(session: Session, rows: Sequence[AnyListing]) -> list[ListedToken]:
     listings = list(rows)
     keys = {(x.chain_id, x.contract, int(x.token_id)) for x in listings}
     valuations: dict[TokenKey, Valuation] = {}
@@ -179,16 +271,18 @@ def _with_valuations(session: Session, rows: Iterable[Listing]) -> list[ListedTo
                 t.image_sha256 is not None,
                 name if isinstance(name, str) else None,
             )
-    positions = [
-        (x.chain_id, x.contract, int(x.token_id), x.block_number, x.log_index) for x in listings
-    ]
-    sellers = owners_before(session, positions)
+    sellers = owners_before(session, [_event(x) for x in listings if isinstance(x, Listing)])
     out = []
-    for x, position in zip(listings, positions, strict=True):
+    for x in listings:
         key = (x.chain_id, x.contract, int(x.token_id))
         has_image, name = tokens.get(key, (False, None))
-        out.append(ListedToken(x, valuations.get(key), has_image, name, sellers.get(position)))
+        seller = x.maker if isinstance(x, OffchainListing) else sellers.get(_event(x))
+        out.append(ListedToken(x, valuations.get(key), has_image, name, seller))
     return out
+
+
+def _event(x: Listing) -> tuple[int, str, int, int, int]:
+    return (x.chain_id, x.contract, int(x.token_id), x.block_number, x.log_index)
 
 
 # ------------------------------------------------------------------ sales and statistics

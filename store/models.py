@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     Computed,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -436,6 +437,7 @@ class OffchainListing(Base):
             "listed_at",
             postgresql_where=text("status = 'active'"),
         ),
+        Index("ix_offchain_listings_change", "change_xid", "change_seq"),
     )
 
     marketplace: Mapped[str] = mapped_column(String(32))
@@ -456,3 +458,7 @@ class OffchainListing(Base):
     # when the marketplace said what ``status`` holds (an older event never overwrites it)
     event_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = _now()
+    # where the row's latest write stands in the change feed the listing stream reads: the
+    # writing transaction's id and a sequence number, both set by a trigger (migration 0011)
+    change_xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    change_seq: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())

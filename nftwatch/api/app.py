@@ -368,7 +368,8 @@ def create_app(
 
     @v1.get(
         "/listings/recent",
-        summary="The newest on-chain offers, each with its token's latest valuation",
+        summary="The newest on-chain offers and active off-chain listings, each with its "
+        "token's latest valuation",
         response_model=schemas.ListingsOut,
     )
     def get_recent_listings(
@@ -395,13 +396,16 @@ def create_app(
 
     @v1.get(
         "/listings/stream",
-        summary="Server-Sent Events: new offers, and offers whose token was valued again",
+        summary="Server-Sent Events: new offers and off-chain listings, off-chain listings "
+        "retired, and listings whose token was valued again",
         response_class=StreamingResponse,
         responses={
             200: {
                 "content": {"text/event-stream": {}},
                 "description": "`event: listing` with a ListingOut as `data`; the event `id` "
-                "is the cursor to resume from. The server ends the stream after `duration` "
+                "is the cursor to resume from (every change once, in order, across "
+                "reconnects); an off-chain listing that left its book comes once more with "
+                "its final `status`. The server ends the stream after `duration` "
                 "seconds, or at once when its key is revoked, with `event: end` and "
                 '`data: {"reason": ...}` ("duration" or "key revoked").',
             },

@@ -12,17 +12,22 @@ from nftwatch.api.params import BIGINT_MAX, INT_MAX
 from store import listings
 from store.listings import ListedToken, Position
 
-MAX_CURSOR_CHARS = 64  # three parts of at most 19 digits, two dashes and a sign
+# five parts of at most 19 digits, four dashes and a sign
+MAX_CURSOR_CHARS = 5 * 19 + 4 + 1
 
 
 class Cursor(Position):
-    """Where a client stands: the last listing it saw (block, log index) and the highest
-    valuation id it saw. Encoded as ``block-logindex-valuationid`` (an SSE event id)."""
+    """Where a client stands: the last on-chain offer it saw (block, log index), the highest
+    valuation id it saw, and the last off-chain listing change it saw (transaction id,
+    sequence number). Encoded as ``block-logindex-valuationid-xid-seq`` (an SSE event id).
+
+    A cursor of the first format, ``block-logindex-valuationid``, handed out before off-chain
+    listings were streamed, still resumes: as a client that has seen no off-chain change yet."""
 
     __slots__ = ()
 
     def encode(self) -> str:
-        return f"{self.block_number}-{self.log_index}-{self.valuation_id}"
+        return "-".join(str(p) for p in self)
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
@@ -31,18 +36,23 @@ class Cursor(Position):
         if len(value) > MAX_CURSOR_CHARS:
             raise ValueError(f"cursor must be at most {MAX_CURSOR_CHARS} characters")
         # a leading "-" is the only sign a part may carry (log index -1: before any log)
-        parts = re.fullmatch(r"\s*([0-9]+)-(-1|[0-9]+)-([0-9]+)\s*", value)
+        parts = re.fullmatch(r"\s*([0-9]+)-(-1|[0-9]+)-([0-9]+)(?:-([0-9]+)-([0-9]+))?\s*", value)
         if parts is None:
             if value.strip().count("-") < 2:
-                raise ValueError("cursor must look like BLOCK-LOGINDEX-VALUATIONID")
-            raise ValueError("cursor parts must be non-negative integers (log index: -1 or more)")
-        block, log_index, valuation_id = (int(p) for p in parts.groups())
-        if block > BIGINT_MAX or valuation_id > BIGINT_MAX or log_index > INT_MAX:
+                raise ValueError(f"cursor must look like {SHAPE}")
             raise ValueError(
-                f"cursor out of range: block and valuation id at most {BIGINT_MAX}, "
-                f"log index at most {INT_MAX}"
+                f"cursor must look like {SHAPE}: non-negative integers (log index: -1 or more)"
             )
-        return cls(block, log_index, valuation_id)
+        block, log_index, valuation_id, xid, seq = (int(p or 0) for p in parts.groups())
+        if max(block, valuation_id, xid, seq) > BIGINT_MAX or log_index > INT_MAX:
+            raise ValueError(
+                f"cursor out of range: block, valuation id, transaction id and sequence at "
+                f"most {BIGINT_MAX}, log index at most {INT_MAX}"
+            )
+        return cls(block, log_index, valuation_id, xid, seq)
+
+
+SHAPE = "BLOCK-LOGINDEX-VALUATIONID-XID-SEQ (as /v1/listings/recent hands it out)"
 
 
 def head(session: Session) -> Cursor:

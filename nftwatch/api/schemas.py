@@ -158,29 +158,59 @@ class StatsOut(BaseModel):
 
 
 class ListingOut(BaseModel):
+    """An on-chain offer (``venue`` "onchain": the block fields set) or an off-chain listing a
+    marketplace holds (``venue`` the marketplace, e.g. "opensea": the order's fields set)."""
+
     chain_id: int
     contract: str
     token_id: str
     name: str | None = Field(description="The token's metadata name, when resolved.")
-    block_number: int
-    log_index: int
-    block_time: str
-    tx_hash: str
+    venue: str = Field(
+        description='"onchain" for an offer made on chain, else the marketplace that holds '
+        'the signed order ("opensea").'
+    )
+    listed_at: str = Field(
+        description="ISO 8601 time of the listing: the offer's block time, or when the "
+        "marketplace says it was listed. The desk orders listings by it."
+    )
+    status: str | None = Field(
+        description='An off-chain listing\'s status: "active", or, sent once by the stream '
+        'when it leaves the book, "cancelled", "sold" or "expired" (drop it then). Null for '
+        "an on-chain offer."
+    )
+    order_hash: str | None = Field(
+        description="The off-chain order's hash (with venue, its identity); null on chain."
+    )
+    expires_at: str | None = Field(
+        description="ISO 8601 time the off-chain listing expires; null on chain or if never."
+    )
+    block_number: int | None = Field(description="The offer's block; null off chain.")
+    log_index: int | None = Field(description="The offer's log index; null off chain.")
+    block_time: str | None = Field(description="The offer's block time; null off chain.")
+    tx_hash: str | None = Field(description="The offer's transaction; null off chain.")
     seller: str | None = Field(
-        description="Who held the token when it was offered (the recipient of its latest "
-        "transfer before the offer); null if no such transfer is stored."
+        description="Who lists the token: an off-chain listing's maker; for an on-chain offer, "
+        "who held the token then (the recipient of its latest transfer before the offer), "
+        "null if no such transfer is stored."
     )
     offered_to: str | None = Field(
         description="The only account the offer is open to; null: anyone."
     )
-    price_wei: str | None
-    price_eth: float | None = Field(description="Asking price in ETH.")
+    price_wei: str | None = Field(
+        description="Asking price in the currency's smallest unit, as a string."
+    )
+    currency: str = Field(description="ETH, WETH, or the ERC-20's address.")
+    price_eth: float | None = Field(
+        description="Asking price in ETH; null where no rate to ether is known."
+    )
     image_url: str | None = Field(description="This API's route to the token's image.")
     valuation: ValuationOut | None = Field(description="The token's latest valuation, if any.")
 
 
 class ListingsOut(BaseModel):
-    listings: list[ListingOut] = Field(description="Newest first.")
+    listings: list[ListingOut] = Field(
+        description="On-chain offers and active off-chain listings, newest first (listed_at)."
+    )
     cursor: str = Field(
         description="Pass to /v1/listings/stream (cursor or Last-Event-ID) to get what follows."
     )

@@ -50,9 +50,15 @@ async def listing_events(
             return
         bodies, since = await anyio.to_thread.run_sync(changes, since)
         if bodies:
-            # one write per batch, every event carrying the batch's cursor
-            cur = since.encode()
-            yield "".join(f"id: {cur}\nevent: listing\ndata: {json.dumps(b)}\n\n" for b in bodies)
+            # one write per batch; only its last event carries the batch's cursor, so a client
+            # cut off inside a batch resumes from the one before (and sees some events twice)
+            # rather than from a cursor past events it never got
+            last = len(bodies) - 1
+            yield "".join(
+                (f"id: {since.encode()}\n" if i == last else "")
+                + f"event: listing\ndata: {json.dumps(b)}\n\n"
+                for i, b in enumerate(bodies)
+            )
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since > KEEPALIVE_S:
             yield ": keep-alive\n\n"

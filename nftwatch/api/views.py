@@ -9,13 +9,15 @@ from typing import Any
 
 from store.chain.token_delta import ZERO_ADDRESS
 from store.listings import ListedToken
-from store.models import Sale, Token, Valuation
+from store.models import OffchainListing, Sale, Token, Valuation
 from store.vectors import Neighbour
 from valuation.collateral import collateral
 from valuation.sales import SaleRecord
 from valuation.wash import WashPolicy, flag_sales
 
 WEI = Decimal(10**18)
+# the venue of an offer made on chain, in a marketplace contract (off chain: the marketplace)
+ONCHAIN = "onchain"
 
 
 def eth(wei: Decimal | int | None) -> float | None:
@@ -138,22 +140,49 @@ def neighbour_body(n: Neighbour) -> dict[str, Any]:
 
 
 def listing_body(x: ListedToken) -> dict[str, Any]:
+    """An on-chain offer or an off-chain listing in one shape: the block fields are null off
+    chain, the order's fields (order hash, expiry, status) null on chain."""
     listing = x.listing
     token_id = str(int(listing.token_id))
     path = f"{listing.chain_id}/{listing.contract}/{token_id}"
-    return {
+    common = {
         "chain_id": listing.chain_id,
         "contract": listing.contract,
         "token_id": token_id,
         "name": x.name,
+        "listed_at": when(x.listed_at),
+        "seller": x.seller,
+        "image_url": f"/v1/tokens/{path}/image" if x.has_image else None,
+        "valuation": None if x.valuation is None else valuation_body(x.valuation),
+    }
+    if isinstance(listing, OffchainListing):
+        return {
+            **common,
+            "venue": listing.marketplace,
+            "order_hash": listing.order_hash,
+            "status": listing.status,
+            "expires_at": when(listing.expires_at),
+            "block_number": None,
+            "log_index": None,
+            "block_time": None,
+            "tx_hash": None,
+            "offered_to": None,
+            "price_wei": str(int(listing.price_wei)),
+            "currency": listing.currency,
+            "price_eth": eth(listing.price_eth_wei),
+        }
+    return {
+        **common,
+        "venue": ONCHAIN,
+        "order_hash": None,
+        "status": None,
+        "expires_at": None,
         "block_number": listing.block_number,
         "log_index": listing.log_index,
         "block_time": when(listing.block_time),
         "tx_hash": listing.tx_hash,
-        "seller": x.seller,
         "offered_to": None if listing.account == ZERO_ADDRESS else listing.account,
         "price_wei": None if listing.price_wei is None else str(int(listing.price_wei)),
+        "currency": "ETH",
         "price_eth": eth(listing.price_wei),
-        "image_url": f"/v1/tokens/{path}/image" if x.has_image else None,
-        "valuation": None if x.valuation is None else valuation_body(x.valuation),
     }

@@ -319,12 +319,20 @@ function renderChart(sales, v) {
 
 // ------------------------------------------------------------------ listings feed
 
-function listingKey(x) { return tokenPath(x.chain_id, x.contract, x.token_id); }
+// An on-chain offer stands for its token (a newer one replaces it); an off-chain listing is
+// its own row, keyed by its venue and order hash, until it leaves the book.
+function listingKey(x) {
+  return x.order_hash ? `${x.venue}:${x.order_hash}` : tokenPath(x.chain_id, x.contract, x.token_id);
+}
+
+const stillListed = (x) => !x.expires_at || Date.parse(x.expires_at) > Date.now();
+const venueName = (v) => (v === "onchain" ? "on chain" : v === "opensea" ? "OpenSea" : v);
 
 function renderListings() {
   const list = $("listings");
-  const rows = [...listingRows.values()]
-    .sort((a, b) => (b.block_number - a.block_number) || (b.log_index - a.log_index))
+  const rows = [...listingRows.values()].filter(stillListed)
+    .sort((a, b) => (Date.parse(b.listed_at) - Date.parse(a.listed_at)) ||
+      ((b.block_number ?? 0) - (a.block_number ?? 0)) || ((b.log_index ?? 0) - (a.log_index ?? 0)))
     .slice(0, 50);
   $("listings-empty").hidden = rows.length > 0;
   $("listing-count").textContent = rows.length ? String(rows.length) : "";
@@ -344,7 +352,8 @@ function listingItem(x, fresh) {
   const li = el("li", { class: `listing${fresh ? " fresh" : ""}`, "data-key": listingKey(x), "data-v": String(v?.id ?? "") },
     img,
     el("div", {}, el("div", { class: "name" }, x.name || `#${x.token_id}`),
-      el("div", { class: "ask" }, `ask ${fmtEth(x.price_eth)} · ${short(x.contract)}`)),
+      el("div", { class: "ask" }, `ask ${fmtEth(x.price_eth)} · `,
+        el("span", { class: "venue" }, venueName(x.venue)), ` · ${short(x.contract)}`)),
     value);
   li.addEventListener("click", () => loadToken(x.chain_id, x.contract, x.token_id));
   return li;
@@ -353,7 +362,9 @@ function listingItem(x, fresh) {
 function upsertListing(x) {
   const k = listingKey(x);
   const old = listingRows.get(k);
-  if (!old || x.block_number > old.block_number ||
+  if (x.status && x.status !== "active") {
+    listingRows.delete(k); // cancelled, sold or expired: it left the book
+  } else if (x.order_hash || !old || x.block_number > old.block_number ||
       (x.block_number === old.block_number && x.log_index >= old.log_index)) {
     listingRows.set(k, x);
   }
