@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             took = time.perf_counter() - start
             print(f"{name} {set_name}: {len(tokens) / took:.0f} images/s", file=sys.stderr)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for set_name, title, label in groupings:
         picked, labels = _grouping(sets[set_name], label, args.per_group, args.min_group, args.seed)
         for name in EXTRACTORS:
