@@ -1,25 +1,32 @@
 """Valuation of a token in a thin market: too few sales to fit the collection's model.
 
 The estimate is the similarity-weighted median of the visually nearest tokens' last sales,
-shrunk towards the collection's median sale; the interval is the spread of those prices,
-widened when evidence is scarce; the confidence says how scarce. P(liquid) is the collection's
-observed share of tokens with more than two trades, moved towards the token's own history."""
+shrunk towards the collection's median sale moved by each of the token's traits (the median
+sale of the tokens sharing it, its effect weighted by the sales behind it: collection → trait →
+token), so that
+tokens without comparables do not all get the collection's one number; the interval is the
+spread of those prices, widened when evidence is scarce; the confidence says how scarce.
+P(liquid) is the collection's observed share of tokens with more than two trades, moved towards
+the token's own history."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 from valuation.model import Valuation
+from valuation.rarity import Traits
 from valuation.sales import SaleRecord
 
 MODEL_NAME = "thin-market-knn-v1"
 MIN_MODEL_SALES = 10  # below this the fitted model refuses; above, prefer it
+# a trait's effect on the collection's level counts half once this many sales back it
+TRAIT_PRIOR_SALES = 3
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,37 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cum, cum[-1] / 2.0)])
 
 
+def _trait_evidence(
+    token_id: int, known: Sequence[SaleRecord], traits: Mapping[int, Traits]
+) -> list[tuple[float, int]]:
+    """For each trait of the token, the median log price of the sales of other tokens that
+    share it, and how many sales that is; traits every sold token shares tell nothing."""
+    own = traits.get(token_id) or {}
+    out = []
+    sold = {s.token_id for s in known}
+    for name, value in own.items():
+        if value is None:
+            continue
+        logs = [
+            math.log(s.price_eth)
+            for s in known
+            if s.token_id != token_id and (traits.get(s.token_id) or {}).get(name) == value
+        ]
+        carriers = {t for t in sold if (traits.get(t) or {}).get(name) == value}
+        if logs and len(carriers) < len(sold):
+            out.append((float(np.median(logs)), len(logs)))
+    return out
+
+
 def value_thin_market(
     token_id: int,
     at: datetime,
     sales: Sequence[SaleRecord],
     neighbours: Sequence[Neighbour],
+    traits: Mapping[int, Traits] | None = None,
 ) -> Valuation:
-    """Value ``token_id`` at ``at`` from sales strictly before ``at`` and visual neighbours."""
+    """Value ``token_id`` at ``at`` from sales strictly before ``at``, visual neighbours and,
+    given ``traits`` (token id → traits), the sales of tokens that share each of its traits."""
     known = [s for s in sales if s.time < at and s.price_eth > 0]
     prices = np.array([s.price_eth for s in known], dtype=np.float64)
     evidence = [
@@ -58,8 +89,11 @@ def value_thin_market(
     else:
         logs: list[float] = [math.log(p) for p, _ in evidence]
         weights: list[float] = [w + 1e-3 for _, w in evidence]
-        if len(prices):  # the collection's level as one more, weaker, piece of evidence
-            logs.append(float(np.median(np.log(prices))))
+        if len(prices):  # the collection's level moved by the token's traits: one more,
+            # weaker, piece of evidence (collection → trait, each trait's effect shrunk)
+            level = float(np.median(np.log(prices)))
+            shared = _trait_evidence(token_id, known, traits) if traits else []
+            logs.append(level + sum((m - level) * n / (n + TRAIT_PRIOR_SALES) for m, n in shared))
             weights.append(0.5)
         if own:
             logs.append(math.log(own[-1].price_eth))

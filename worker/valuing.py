@@ -305,6 +305,7 @@ def _value(
 ) -> int:
     from valuation.bounds import OpenOrders, apply_orders
     from valuation.thin import Neighbour, value_thin_market
+    from valuation.traits import collection_traits
 
     cache = cache or MODELS
     extractor = comparables_extractor(ctx)
@@ -343,6 +344,7 @@ def _value(
                     )
                     for n in neighbours
                 ],
+                collection_traits(entry.attributes) if entry.attributes else None,
             )
             training = len(sales)
     with timer.step("orders"), ctx.factory() as s:
