@@ -3,9 +3,9 @@
 The estimate is the similarity-weighted median of the visually nearest tokens' last sales,
 shrunk towards the collection's median sale moved by each of the token's traits (the median
 sale of the tokens sharing it, its effect weighted by the sales behind it: collection → trait →
-token), so that
-tokens without comparables do not all get the collection's one number; the interval is the
-spread of those prices, widened when evidence is scarce; the confidence says how scarce.
+token), so that tokens without comparables do not all get the collection's one number; the
+interval is the spread of those prices, widened when evidence is scarce; the confidence says how
+scarce.
 P(liquid) is the collection's observed share of tokens with more than two trades, moved towards
 the token's own history."""
 
