@@ -46,6 +46,7 @@ from listeners.backfill import chunk_job, prepare_decoded
 from listeners.markets import seaport as seaport_market
 from listeners.pipeline import Writer, bulk_tuning
 from store.chain import recompute_tokens, staging
+from store.models import PRICE_IN_ETHER
 from store.records import BlockHeader
 
 # migration 0007's statements, for the side-by-side run with the default collation
@@ -587,8 +588,16 @@ def main() -> None:
             ddl = staging.STAGING
             with engine.begin() as c:
                 c.execute(truncate)
+                # a column a generated column reads cannot change type: drop it meanwhile
+                c.execute(text("ALTER TABLE sales DROP COLUMN price_eth_wei"))
                 for statement in hex_collation.alter_statements(collation):
                     c.execute(text(statement))
+                c.execute(
+                    text(
+                        "ALTER TABLE sales ADD COLUMN price_eth_wei NUMERIC(78, 0) "
+                        f"GENERATED ALWAYS AS ({PRICE_IN_ETHER}) STORED"
+                    )
+                )
             engine.dispose()  # new connections: staging tables created afresh
             if collation != "C":
                 staging.STAGING = ddl.replace(' COLLATE "C"', "")
