@@ -7,10 +7,14 @@ the leader lock is session-scoped and lives as long as its connection.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, create_engine, text
 
 WRITER_LOCK_NS = 0x6E66  # chain writers (store.chain)
 LEADER_LOCK_NS = 0x6C64  # chain leaders (listeners.leader)
+BROKER_SETUP_NS = 0x6273  # creating kombu's SQL-transport tables (worker.app.prepare_broker)
 
 
 def lock_key(chain_id: int) -> int:
@@ -44,3 +48,20 @@ def release_leader_lock(conn: Connection, chain_id: int) -> None:
 def ping(conn: Connection) -> None:
     """A round trip on ``conn``: raises when the connection (and a lock it holds) is gone."""
     conn.execute(text("SELECT 1"))
+
+
+@contextmanager
+def broker_setup_lock(database_url: str) -> Iterator[None]:
+    """Held by one process at a time on the database at ``database_url`` (a SQLAlchemy URL):
+    processes starting together create kombu's SQL-transport tables one after another, since
+    ``CREATE SEQUENCE`` races even behind ``IF NOT EXISTS`` checks."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:ns, 0)"), {"ns": BROKER_SETUP_NS})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:ns, 0)"), {"ns": BROKER_SETUP_NS})
+    finally:
+        engine.dispose()

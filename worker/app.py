@@ -10,6 +10,7 @@ import time
 from celery import Celery
 from kombu import pools as kombu_pools
 
+from store.locks import broker_setup_lock
 from worker.config import WorkerConfig
 
 RESOLVE_TASK = "nftwatch.resolve_tokens"
@@ -78,14 +79,25 @@ def _drop_connection_pools() -> None:
     kombu_pools.reset()
 
 
+def _open_channel(celery: Celery, *, sql_tables: bool = False) -> None:
+    with celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=3)
+        channel = conn.default_channel
+        if sql_tables:  # the SQL transport creates its tables with its first session
+            _ = channel.session
+
+
 def prepare_broker(celery: Celery) -> None:
     """Open one channel before any worker starts: kombu's SQLAlchemy transport creates its
     tables on first use, and workers starting together would race to do it."""
+    url = str(celery.conf.broker_url or "")
     for attempt in range(3):
         try:
-            with celery.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=3)
-                _ = conn.default_channel
+            if url.startswith("sqla+"):  # one process at a time creates the tables
+                with broker_setup_lock(url.removeprefix("sqla+")):
+                    _open_channel(celery, sql_tables=True)
+            else:
+                _open_channel(celery)
             return
         except Exception as exc:  # another process created the tables first: they exist now
             if "already exists" not in str(exc) or attempt == 2:
