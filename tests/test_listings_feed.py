@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listeners.errors import FeedRefused, FeedUnavailable
-from listeners.feeds.opensea import FeedConfig, OpenSeaFeed
+from listeners.feeds.opensea import RECENT_ERRORS, FeedConfig, OpenSeaFeed
 from store.models import OffchainListing, Outbox
 from tests.support.opensea_stream import FakeOpenSea, ended, listed
 from tests.support.polling import wait_for
@@ -226,6 +226,25 @@ def test_an_unreachable_stream_is_retryable(sessions: sessionmaker[Session]) -> 
         feed.run(threading.Event(), max_attempts=2)
     feed.close()
     assert len(feed.stats.errors) == 2
+    assert feed.stats.failures == 2
+
+
+def test_a_feed_that_keeps_failing_keeps_only_its_latest_errors(
+    sessions: sessionmaker[Session],
+) -> None:
+    server = FakeOpenSea(KEY).start()
+    url = server.stream_url
+    server.stop()
+    feed = OpenSeaFeed(
+        FeedConfig(KEY, {SLUG: PUNKS}, stream_url=url, api_url="http://127.0.0.1:9", backoff_s=0),
+        sessions,
+    )
+    attempts = RECENT_ERRORS + 5
+    with pytest.raises(FeedUnavailable):
+        feed.run(threading.Event(), max_attempts=attempts)
+    feed.close()
+    assert feed.stats.failures == attempts
+    assert len(feed.stats.errors) == RECENT_ERRORS
 
 
 def _env(fake: FakeOpenSea, key: str = KEY) -> dict[str, str]:

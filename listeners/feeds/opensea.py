@@ -22,6 +22,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ from store import orders
 from store.orders import OrderEvent
 
 log = logging.getLogger(__name__)
+
+RECENT_ERRORS = 20  # FeedStats keeps the latest this many error lines
 
 STREAM_URL = "wss://stream-api.opensea.io/socket/websocket"
 API_URL = "https://api.opensea.io"
@@ -69,7 +72,9 @@ class FeedStats:
     skipped: int = 0
     bad: int = 0
     caught_up: int = 0  # REST entries read in catch-ups
-    errors: list[str] = field(default_factory=list)
+    failures: int = 0  # retryable failures since start
+    # the latest few only: a feed that reconnects for weeks must not grow without bound
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
 
 
 class OpenSeaFeed:
@@ -105,6 +110,7 @@ class OpenSeaFeed:
                 failures = 0
             except Retryable as exc:
                 failures += 1
+                self.stats.failures += 1
                 self.stats.errors.append(f"{exc.code}: {exc}")
                 if max_attempts is not None and failures >= max_attempts:
                     raise

@@ -106,6 +106,6 @@ def listings_feed(
             feed.close()
     stats = {k: v for k, v in vars(feed.stats).items() if k != "errors"}
     if as_json:
-        _print_json({**stats, "errors": feed.stats.errors})
+        _print_json({**stats, "errors": list(feed.stats.errors)})
     else:
         typer.echo(", ".join(f"{k} {v}" for k, v in stats.items()))
