@@ -207,3 +207,131 @@ def live_orders(session: Session, chain_id: int, contract: str, token_id: int) -
         bid_wei=None if bid is None else int(bid),
         bid_venue=None if bid is None else "on-chain bid",
     )
+
+
+def _bid_account(session: Session, params: dict[str, Any]) -> str | None:
+    return session.scalar(text(_BID_ACCOUNT), params)
+
+
+# who stands behind the live bid: the same row the bid's price came from
+_BID_ACCOUNT = """
+SELECT l.account FROM listings l
+WHERE l.chain_id = :chain_id AND l.contract = :contract AND l.token_id = :token_id
+  AND l.kind IN ('bid', 'bid_withdrawn')
+  AND NOT EXISTS (SELECT 1 FROM sales s
+                  WHERE s.chain_id = l.chain_id AND s.contract = l.contract
+                    AND s.token_id = l.token_id AND s.buyer = l.account
+                    AND (s.block_number, s.log_index) > (l.block_number, l.log_index))
+ORDER BY l.block_number DESC, l.log_index DESC LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One token's cheapest live ask, in wei of ether, and where it stands."""
+
+    token_id: int
+    price_wei: int
+    venue: str
+
+
+# Every token's live public on-chain offer (its latest offer or withdrawal, made after its
+# latest transfer) and its cheapest active off-chain listing; ``:ids`` NULL means every token.
+_LIVE_ASKS = """
+WITH latest AS (
+  SELECT DISTINCT ON (l.token_id) l.token_id, l.kind, l.price_wei, l.account,
+         l.block_number, l.log_index
+  FROM listings l
+  WHERE l.chain_id = :chain_id AND l.contract = :contract
+    AND l.kind IN ('offered', 'withdrawn')
+    AND (CAST(:ids AS numeric[]) IS NULL OR l.token_id = ANY(CAST(:ids AS numeric[])))
+  ORDER BY l.token_id, l.block_number DESC, l.log_index DESC
+)
+SELECT o.token_id, o.price_wei, 'on-chain offer' AS venue FROM latest o
+WHERE o.kind = 'offered' AND o.account = '0x0000000000000000000000000000000000000000'
+  AND o.price_wei > 0
+  AND NOT EXISTS (SELECT 1 FROM transfers t
+                  WHERE t.chain_id = :chain_id AND t.contract = :contract
+                    AND t.token_id = o.token_id
+                    AND (t.block_number, t.log_index) > (o.block_number, o.log_index))
+UNION ALL
+SELECT token_id, price_eth_wei, marketplace FROM offchain_listings
+WHERE chain_id = :chain_id AND contract = :contract
+  AND status = 'active' AND price_eth_wei > 0
+  AND (expires_at IS NULL OR expires_at > now())
+  AND (CAST(:ids AS numeric[]) IS NULL OR token_id = ANY(CAST(:ids AS numeric[])))
+"""
+
+
+def _live_asks(
+    session: Session, chain_id: int, contract: str, ids: list[int] | None
+) -> dict[int, Ask]:
+    params = {
+        "chain_id": chain_id,
+        "contract": contract,
+        "ids": None if ids is None else [Decimal(i) for i in ids],
+    }
+    best: dict[int, Ask] = {}
+    for token_id, price, venue in session.execute(text(_LIVE_ASKS), params):
+        tid, wei = int(token_id), int(price)
+        if tid not in best or wei < best[tid].price_wei:
+            best[tid] = Ask(tid, wei, str(venue))
+    return best
+
+
+def asks_of(session: Session, chain_id: int, contract: str, token_ids: list[int]) -> dict[int, Ask]:
+    """The cheapest live ask (on chain or off) of each of ``token_ids`` that has one."""
+    if not token_ids:
+        return {}
+    return _live_asks(session, chain_id, contract, sorted(set(token_ids)))
+
+
+def floor_ask(
+    session: Session, chain_id: int, contract: str, *, exclude_token: int | None = None
+) -> Ask | None:
+    """The collection's floor ask: the cheapest live ask of any of its tokens (but
+    ``exclude_token``), on chain or off; None when nothing is listed."""
+    asks = _live_asks(session, chain_id, contract, None)
+    found = [a for t, a in asks.items() if t != exclude_token]
+    return min(found, key=lambda a: (a.price_wei, a.token_id), default=None)
+
+
+@dataclass(frozen=True)
+class Bid:
+    price_wei: int
+    venue: str
+    bidder: str | None
+
+
+@dataclass(frozen=True)
+class TokenBook:
+    """What the market shows for one token now: its ask, its bids, the collection's floor."""
+
+    ask: Ask | None
+    bids: list[Bid]
+    floor: Ask | None
+
+
+def token_book(session: Session, chain_id: int, contract: str, token_id: int) -> TokenBook:
+    """The token's live ask and bids (``live_orders``), and its collection's floor ask."""
+    live = live_orders(session, chain_id, contract, token_id)
+    ask = None
+    if live.ask_wei is not None and live.ask_venue is not None:
+        ask = Ask(token_id, live.ask_wei, live.ask_venue)
+    bids = []
+    if live.bid_wei is not None:
+        params = {"chain_id": chain_id, "contract": contract, "token_id": Decimal(token_id)}
+        bids.append(
+            Bid(live.bid_wei, live.bid_venue or "on-chain bid", _bid_account(session, params))
+        )
+    return TokenBook(ask, bids, floor_ask(session, chain_id, contract))
+
+
+def collection_attributes(session: Session, chain_id: int, contract: str) -> dict[int, Any]:
+    """Each token of the collection: its stored ``attributes`` as they are (None: unresolved)."""
+    rows = session.execute(
+        select(Token.token_id, Token.attributes).where(
+            Token.chain_id == chain_id, Token.contract == contract
+        )
+    )
+    return {int(tid): attrs for tid, attrs in rows}
