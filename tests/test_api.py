@@ -265,7 +265,7 @@ def test_collection_stats(client: TestClient, factory: sessionmaker) -> None:
 def test_openapi_documents_every_route_with_a_summary(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     ops = [op for item in spec["paths"].values() for op in item.values()]
-    assert len(ops) == 9
+    assert len(ops) == 11
     assert all(op.get("summary") for op in ops)
     assert client.get("/docs").status_code == 200
     # response fields are documented, not just "a JSON object"

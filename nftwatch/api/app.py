@@ -28,7 +28,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
-from nftwatch.api import errors, listings, schemas, streams, views
+from nftwatch.api import errors, listings, market_routes, schemas, streams, views
 from nftwatch.api.auth import KeyChecker, key_hash, presented_key
 from nftwatch.api.errors import problems
 from nftwatch.api.headers import SecurityHeaders
@@ -456,6 +456,7 @@ def create_app(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    v1.include_router(market_routes.router(factory))
     app.include_router(v1)
 
     @app.get("/", include_in_schema=False)

@@ -214,3 +214,63 @@ class ListingsOut(BaseModel):
     cursor: str = Field(
         description="Pass to /v1/listings/stream (cursor or Last-Event-ID) to get what follows."
     )
+
+
+class IndexPointOut(BaseModel):
+    day: str = Field(description="UTC day, YYYY-MM-DD; only days with sales have a point.")
+    level_eth: float = Field(
+        description="The index: an average-trait token's price in ETH at the day's close (the "
+        "median of the last n_sales trait-adjusted sale prices up to its last sale)."
+    )
+    sales: int = Field(description="The day's sales behind the point (wash-flagged left out).")
+    window_sales: int = Field(description="How many sales the day's level is the median of.")
+
+
+class IndexOut(BaseModel):
+    """A collection's daily price index (``valuation.index``)."""
+
+    chain_id: int
+    contract: str
+    as_of: str = Field(description="ISO 8601 end of the index: only sales before it are read.")
+    days: int = Field(description="The days the points cover, ending with as_of's day.")
+    n_sales: int = Field(description="Sales in each day's level (the last N, however old).")
+    trait_adjusted: bool = Field(
+        description="Whether trait premia were fit (30+ sales); false: the level of raw prices."
+    )
+    sales_read: int = Field(description="Priced single-token ETH sales before as_of.")
+    wash_excluded: dict[str, int] = Field(
+        description="Sales left out as wash trades, per reason, plus their total as 'sales'."
+    )
+    points: list[IndexPointOut] = Field(description="One point per day with sales, oldest first.")
+
+
+class AskOut(BaseModel):
+    token_id: str
+    price_wei: str = Field(description="The ask in wei of ether, as a string.")
+    price_eth: float
+    venue: str = Field(
+        description='"on-chain offer" (a public offer in the collection\'s market contract) or '
+        'the marketplace holding the signed order ("opensea").'
+    )
+
+
+class BidOut(BaseModel):
+    price_wei: str = Field(description="The bid in wei of ether, as a string.")
+    price_eth: float
+    venue: str = Field(description='Where the bid stands ("on-chain bid").')
+    bidder: str | None = Field(description="The bidding account, when stored.")
+
+
+class OrdersOut(BaseModel):
+    """What the market shows for the token now: the orders its valuation is bounded by."""
+
+    chain_id: int
+    contract: str
+    token_id: str
+    ask: AskOut | None = Field(
+        description="The token's cheapest live ask, on chain or off; null when not listed."
+    )
+    bids: list[BidOut] = Field(description="Live bids on the token, highest first.")
+    floor_ask: AskOut | None = Field(
+        description="The collection's cheapest live ask (this token's included); null: none."
+    )

@@ -1,0 +1,148 @@
+"""Routes over what the market shows: a collection's daily price index, a token's live book."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy.orm import Session, sessionmaker
+
+from nftwatch.api import schemas
+from nftwatch.api.errors import problems
+from nftwatch.api.params import (
+    CollectionRef,
+    TokenRef,
+    collection_ref,
+    parse_instant,
+    token_ref,
+)
+from store import market, ops, tokens
+from valuation.index import daily_index
+from valuation.level import LevelParams
+from valuation.sales import SaleRecord
+from valuation.traits import collection_traits
+
+WEI = Decimal(10**18)
+MAX_INDEX_DAYS = 3650
+
+
+def _records(sales: list[Any]) -> list[SaleRecord]:
+    """Sales as the model reads them: priced in ether, one token each (a bundle's even split
+    says little of either token)."""
+    return [
+        SaleRecord(
+            time=s.block_time,
+            token_id=int(s.token_id),
+            price_eth=float(Decimal(s.price_eth_wei) / WEI),
+            seller=s.seller,
+            buyer=s.buyer,
+            tx_hash=s.tx_hash,
+            block=s.block_number,
+            marketplace=s.marketplace,
+            fees_eth=float(Decimal(s.fees_wei) / WEI),
+        )
+        for s in sales
+        if s.price_eth_wei is not None and s.price_eth_wei > 0 and s.bundle_size == 1
+    ]
+
+
+def _ask(a: market.Ask | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {
+        "token_id": str(a.token_id),
+        "price_wei": str(a.price_wei),
+        "price_eth": float(Decimal(a.price_wei) / WEI),
+        "venue": a.venue,
+    }
+
+
+def router(factory: sessionmaker[Session]) -> APIRouter:
+    """The routes, on sessions from ``factory``; mounted under ``/v1`` with its key check."""
+    r = APIRouter()
+
+    @r.get(
+        "/collections/{chain_id}/{contract}/index",
+        summary="The collection's daily price index: its trait-adjusted sales-count level at "
+        "each day's close, with the sales behind it",
+        response_model=schemas.IndexOut,
+        responses=problems(404),
+    )
+    def get_index(
+        ref: Annotated[CollectionRef, Depends(collection_ref)],
+        days: Annotated[
+            int,
+            Query(ge=1, le=MAX_INDEX_DAYS, description="Days of points, ending with as_of's day."),
+        ] = 365,
+        as_of: Annotated[
+            dt.datetime | None,
+            Query(
+                description="End of the index (1970-01-01..9999-01-01, naive = UTC); default "
+                "now, or just after the latest sale where the chain's clock runs ahead."
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        end = parse_instant("as_of", as_of)
+        with factory() as session, session.begin():  # one snapshot for the sales and traits
+            sales = _records(market.collection_sales(session, ref.chain_id, ref.contract))
+            attributes = market.collection_attributes(session, ref.chain_id, ref.contract)
+            if end is None:
+                end = ops.database_now(session)
+                latest = max((s.time for s in sales), default=end)
+                end = max(end, latest + dt.timedelta(microseconds=1))
+        if not sales and not attributes:
+            raise HTTPException(404, f"nothing is known about {ref.chain_id}/{ref.contract}")
+        params = LevelParams()
+        traits = collection_traits({t: a for t, a in attributes.items() if a is not None})
+        index = daily_index(sales, traits, as_of=end, days=days, params=params)
+        return {
+            "chain_id": ref.chain_id,
+            "contract": ref.contract,
+            "as_of": end.isoformat(),
+            "days": days,
+            "n_sales": params.n_sales,
+            "trait_adjusted": index.trait_adjusted,
+            "sales_read": index.sales_read,
+            "wash_excluded": index.excluded,
+            "points": [
+                {
+                    "day": p.day.isoformat(),
+                    "level_eth": p.level_eth,
+                    "sales": p.sales,
+                    "window_sales": p.window_sales,
+                }
+                for p in index.points
+            ],
+        }
+
+    @r.get(
+        "/tokens/{chain_id}/{contract}/{token_id}/orders",
+        summary="The token's live ask and bids, and its collection's floor ask",
+        response_model=schemas.OrdersOut,
+        responses=problems(404),
+    )
+    def get_orders(ref: Annotated[TokenRef, Depends(token_ref)]) -> dict[str, Any]:
+        with factory() as session, session.begin():
+            if not tokens.token_exists(session, ref.chain_id, ref.contract, ref.token_id):
+                raise HTTPException(404, f"token {ref.path} is not known")
+            book = market.token_book(session, ref.chain_id, ref.contract, ref.token_id)
+        return {
+            "chain_id": ref.chain_id,
+            "contract": ref.contract,
+            "token_id": str(ref.token_id),
+            "ask": _ask(book.ask),
+            "bids": [
+                {
+                    "price_wei": str(b.price_wei),
+                    "price_eth": float(Decimal(b.price_wei) / WEI),
+                    "venue": b.venue,
+                    "bidder": b.bidder,
+                }
+                for b in sorted(book.bids, key=lambda b: -b.price_wei)
+            ],
+            "floor_ask": _ask(book.floor),
+        }
+
+    return r
