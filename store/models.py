@@ -89,6 +89,14 @@ class Block(Base):
     timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+# Blocks per partition of the event tables that grow with the chain (``transfers``, ``sales``):
+# partition ``transfers_p0021`` holds blocks 21,000,000 to 21,999,999 of every chain. The
+# database's ``ensure_event_partitions(lo, hi)`` (migration 0012) creates any missing partition
+# for blocks lo..hi and the one after; the ingest calls it with each batch.
+PARTITION_SPAN = 1_000_000
+PARTITIONED_TABLES = ("transfers", "sales")
+
+
 class Transfer(Base):
     """One NFT movement (a mint has from = 0x0, a burn to = 0x0)."""
 
@@ -105,6 +113,9 @@ class Transfer(Base):
             text("hashtextextended(contract || token_id::text, 0)"),
             "chain_id",
         ),
+        # One partition per PARTITION_SPAN blocks (migration 0012), so a reorg's delete and the
+        # ingest's checks by block touch the newest partitions only.
+        {"postgresql_partition_by": "RANGE (block_number)"},
     )
 
     chain_id: Mapped[int] = mapped_column(BigInteger)
@@ -134,11 +145,15 @@ class Sale(Base):
     """A sale with its price: a marketplace event, an inferred payment, or a paid mint."""
 
     __tablename__ = "sales"
+    # Partitioned like transfers, with the same key (it must hold the partition key): the block
+    # number's prefix serves the range scans by block (migration 0012).
     __table_args__ = (
-        PrimaryKeyConstraint("chain_id", "block_hash", "tx_hash", "log_index", "batch_index"),
+        PrimaryKeyConstraint(
+            "chain_id", "block_number", "block_hash", "log_index", "batch_index", "tx_hash"
+        ),
         Index("ix_sales_token", "chain_id", "contract", "token_id", "block_number"),
         Index("ix_sales_time", "chain_id", "contract", "block_time"),
-        Index("ix_sales_block", "chain_id", "block_number"),
+        {"postgresql_partition_by": "RANGE (block_number)"},
     )
 
     chain_id: Mapped[int] = mapped_column(BigInteger)

@@ -110,7 +110,8 @@ CROSS JOIN LATERAL (
   WHERE {token_key_sql("x")} = {token_key_sql("p")}
     AND x.chain_id = p.chain_id AND x.contract = p.contract COLLATE "C"
     AND x.token_id = p.token_id
-    AND (x.block_number, x.log_index) < (p.block_number, p.log_index)
+    AND x.block_number <= p.block_number  -- prunes the partitions after it (a row comparison
+    AND (x.block_number, x.log_index) < (p.block_number, p.log_index)  -- does not)
   ORDER BY x.block_number DESC, x.log_index DESC, x.batch_index DESC
   LIMIT 1) x
 """

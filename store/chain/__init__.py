@@ -34,6 +34,7 @@ from store.chain.batch import (
     record_prepared,
 )
 from store.chain.checkpoints import block_hashes, get_checkpoint, latest_block, set_checkpoint
+from store.chain.partitions import ensure_partitions
 from store.chain.reorg import RollbackStats, rollback_to
 from store.chain.tokens import recompute_tokens, token_key_sql
 
@@ -43,6 +44,7 @@ __all__ = [
     "RecordStats",
     "RollbackStats",
     "block_hashes",
+    "ensure_partitions",
     "get_checkpoint",
     "latest_block",
     "prepare_batch",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from store.chain import staging, tokens
+from store.chain import partitions, staging, tokens
 from store.chain.checkpoints import BlockRow, block_time, write_blocks, write_checkpoint
 from store.chain.refresh import record_refreshes
 from store.chain.sales import is_unpriced_punk_sale, record_listings, record_offers, record_sales
@@ -78,6 +78,7 @@ class PreparedBatch:
     zero_sale_data: bytes  # their COPY text
     redo_sales: frozenset[tuple[str, str, int, int]]
     first_block: int | None  # earliest block of a transfer or sale
+    last_block: int | None  # latest block of a transfer or sale
     delta_data: bytes
     balance_data: bytes  # net ERC-1155 balance changes
     loans: Sequence[LoanEvent] = ()
@@ -111,7 +112,9 @@ def prepare_batch(
         (s.block_hash, s.tx_hash, s.log_index, s.batch_index)
         for s in (sales[i] for i in zero_sales)
     )
-    first_block = min((e.block_number for seq in (transfers, sales) for e in seq), default=None)
+    numbers = [e.block_number for seq in (transfers, sales) for e in seq]
+    first_block = min(numbers, default=None)
+    last_block = max(numbers, default=None)
     deltas = token_deltas(transfers, sales, tokens.block_times(times), redo_sales)
     return PreparedBatch(
         chain_id=chain_id,
@@ -129,6 +132,7 @@ def prepare_batch(
         zero_sale_data="".join(sale_lines[i] for i in zero_sales).encode(),
         redo_sales=redo_sales,
         first_block=first_block,
+        last_block=last_block,
         delta_data=tokens.delta_data(deltas),
         balance_data=tokens.balance_data(transfers),
         loans=loans,
@@ -188,8 +192,12 @@ def record_prepared(
     p = {"chain": chain_id}
     with staging.raw(session).cursor() as cur:
         # One writer per chain at a time: the follower and a backfill may overlap, and the token
-        # merge must see every committed event of the other. (One round trip with the staging.)
-        cur.execute(f"{writer_lock_sql(chain_id)};{staging.STAGING}")
+        # merge must see every committed event of the other. (One round trip with the staging
+        # and the partitions the batch's transfers and sales need, which usually exist already.)
+        ensure = ""
+        if batch.first_block is not None and batch.last_block is not None:
+            ensure = ";" + partitions.ensure_sql(batch.first_block, batch.last_block)
+        cur.execute(f"{writer_lock_sql(chain_id)};{staging.STAGING}{ensure}")
         if batch.block_rows:
             write_blocks(cur, batch.block_rows)
         # Whether any stored transfer or sale is at or after the batch's first block: when none

@@ -25,7 +25,8 @@ FROM _st_sales st, LATERAL (
     AND (l.block_number, l.log_index) < (st.block_number, st.log_index)
   ORDER BY l.block_number DESC, l.log_index DESC LIMIT 1) b
 WHERE st.marketplace = 'cryptopunks' AND st.price_wei = 0
-  AND s.chain_id = %(chain)s AND s.block_hash = st.block_hash AND s.tx_hash = st.tx_hash
+  AND s.chain_id = %(chain)s AND s.block_number = st.block_number
+  AND s.block_hash = st.block_hash AND s.tx_hash = st.tx_hash
   AND s.log_index = st.log_index AND s.batch_index = st.batch_index
 """
 
