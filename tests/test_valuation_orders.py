@@ -1,10 +1,13 @@
 """What the market shows now moves the valuation: the token's ask caps it, an open bid floors it,
-and the explanation names both; a crossed book moves nothing."""
+and the explanation names both; a crossed book moves nothing. The rest of the book counts too:
+comparables listed under their last sales lower it, the collection's floor ask caps a token at
+the collection's level."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -14,7 +17,7 @@ from sqlalchemy import select
 from store import orders
 from store.models import Listing, Valuation
 from tests.test_valuation_cache import CHAIN, CONTRACT, _add_sale, _add_tokens, _traits
-from valuation.bounds import OpenOrders, apply_orders
+from valuation.bounds import ListedAsk, MarketAsks, OpenOrders, apply_market, apply_orders
 from valuation.model import Valuation as ModelValuation
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
@@ -143,3 +146,103 @@ def test_the_stored_valuation_follows_the_tokens_live_orders(ctx: WorkerContext)
     bid = _valued(ctx, 6)
     assert bid.price_eth == pytest.approx(3.0) and bid.price_low_eth == pytest.approx(3.0)
     assert bid.explanation["orders"]["moved"] == ["raised to the bid"]
+
+
+# ------------------------------------------------------------------ the rest of the book
+
+
+def quote_with(comparables: list[dict[str, object]], level: float = 10.0) -> ModelValuation:
+    return dataclasses.replace(
+        quote(), explanation={"market": {"level_eth": level}, "comparables": comparables}
+    )
+
+
+def test_comparables_listed_under_their_last_sales_lower_the_estimate_and_are_named() -> None:
+    comps: list[dict[str, object]] = [
+        {"token_id": t, "similarity": 1.0, "last_sale_eth": 10.0} for t in (2, 3, 4, 5)
+    ]
+    listed = {2: ListedAsk(2, 5.0, "opensea"), 3: ListedAsk(3, 20.0, "on-chain offer")}
+    v = apply_market(quote_with(comps, level=5.0), MarketAsks(asks=listed))
+    # one of four listed at half its last sale (the other above it: no news): log(0.5) / 4
+    assert v.price_eth == pytest.approx(10.0 * 0.5**0.25)
+    assert v.low_eth == pytest.approx(8.0 * 0.5**0.25)
+    note = v.explanation["market_asks"]
+    assert note["comparables_listed"] == 2 and note["moved"][0].startswith("lowered 16 %")
+    cited = {c["token_id"]: c for c in v.explanation["comparables"]}
+    assert (cited[2]["ask_eth"], cited[2]["ask_venue"]) == (5.0, "opensea")
+    assert cited[3]["ask_eth"] == 20.0 and "ask_eth" not in cited[4]
+    # the estimate sits 0.5 ** 0.25 * 2 = +68 % above the level: not at the level, no floor cap
+    assert note["at_collection_level"] is False
+
+
+def test_the_floor_ask_caps_a_token_at_the_collection_level_not_a_premium_one() -> None:
+    floor = MarketAsks(floor=ListedAsk(77, 7.0, "opensea"))
+    at_level = apply_market(quote_with([], level=10.0), floor)
+    assert (at_level.price_eth, at_level.low_eth, at_level.high_eth) == (7.0, 7.0, 7.0)
+    note = at_level.explanation["market_asks"]
+    assert note["moved"] == ["capped at the collection's floor ask (token 77)"]
+    assert (note["floor_ask_eth"], note["floor_token_id"], note["floor_venue"]) == (
+        7.0,
+        "77",
+        "opensea",
+    )
+    premium = apply_market(quote_with([], level=4.0), floor)  # 2.5x the level: its traits
+    assert premium.price_eth == 10.0 and premium.explanation["market_asks"]["moved"] == []
+    above = apply_market(quote_with([], level=10.0), MarketAsks(floor=ListedAsk(77, 11.0, "x")))
+    assert (above.price_eth, above.high_eth) == (10.0, 11.0)  # the top is cut to the floor
+    assert apply_market(quote(), MarketAsks()) == quote()
+
+
+@pytest.fixture
+def premium_ctx(db_url: str) -> Iterator[WorkerContext]:
+    """Aliens (every fourth token) sell at 3 ETH, the others at 1 ETH."""
+    context = WorkerContext(
+        WorkerConfig(database_url=db_url, broker_url="memory://", extractors=("gradient-v1",))
+    )
+    _add_tokens(context.factory, range(40))
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=300)
+    with context.factory.begin() as s:
+        for n in range(240):
+            token = (n * 7) % 40
+            eth = (3.0 if token % 4 == 0 else 1.0) * (1.0 + (n % 7) / 100)
+            _add_sale(s, n + 1, token, start + dt.timedelta(hours=30 * n), eth)
+    yield context
+    context.engine.dispose()
+
+
+def test_the_stored_valuation_reads_the_floor_and_the_comparables_asks(
+    premium_ctx: WorkerContext,
+) -> None:
+    ctx = premium_ctx
+    alien, ape = _valued(ctx, 4), _valued(ctx, 5)
+    assert alien.price_eth is not None and ape.price_eth is not None
+    assert alien.price_eth > 2 * ape.price_eth
+    assert "market_asks" not in alien.explanation  # nothing is listed
+
+    # the two aliens most like token 4 (same hat) listed at two thirds of their last sales
+    with ctx.factory.begin() as s:
+        _listing(s, 16, 2000, "offered", 2.0, ZERO)
+        _listing(s, 28, 2001, "offered", 2.0, ZERO)
+    lowered = _valued(ctx, 4)
+    note = lowered.explanation["market_asks"]
+    listed = [c for c in lowered.explanation["comparables"] if "ask_eth" in c]
+    assert {c["token_id"] for c in listed} == {16, 28} and note["comparables_listed"] == 2
+    assert note["comparables_shift"] < -0.05
+    assert lowered.price_eth == pytest.approx(
+        alien.price_eth * math.exp(note["comparables_shift"]), rel=1e-3
+    )
+    assert note["at_collection_level"] is False  # an alien: the 2 ETH floor does not cap it
+    assert _valued(ctx, 5).price_eth == pytest.approx(ape.price_eth)  # 2 ETH is above an ape
+
+    with ctx.factory.begin() as s:  # an ape listed under the apes' level: the new floor
+        _listing(s, 9, 2002, "offered", 0.6, ZERO)
+    capped = _valued(ctx, 5)
+    assert capped.price_eth == pytest.approx(0.6) and capped.price_high_eth == pytest.approx(0.6)
+    floor = capped.explanation["market_asks"]
+    assert floor["floor_token_id"] == "9" and floor["at_collection_level"] is True
+    assert "capped at the collection's floor ask (token 9)" in floor["moved"]
+    assert _valued(ctx, 4).price_eth > 1.0  # the alien still is not
+    # the floor's own valuation is bounded by its own ask, not by itself as the floor
+    own = _valued(ctx, 9)
+    assert own.explanation["market_asks"]["floor_token_id"] in {"16", "28"}
+    assert own.explanation["orders"]["ask_eth"] == pytest.approx(0.6)

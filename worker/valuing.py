@@ -130,6 +130,15 @@ def _eth(wei: int | None) -> float | None:
     return None if wei is None else float(Decimal(wei) / WEI)
 
 
+def _listed(ask: market.Ask | None) -> Any:
+    """A stored ask as ``valuation.bounds`` reads it (None stays None)."""
+    from valuation.bounds import ListedAsk
+
+    if ask is None:
+        return None
+    return ListedAsk(ask.token_id, float(Decimal(ask.price_wei) / WEI), ask.venue)
+
+
 def _valuation_time(sales: list[Any]) -> dt.datetime:
     """Now, or just after the latest recorded sale when the chain's clock runs ahead of ours
     (a local node mines faster than a block a second): nothing after this time is used."""
@@ -303,7 +312,7 @@ def _value(
     timer: _Timer,
     cache: ModelCache | None = None,
 ) -> int:
-    from valuation.bounds import OpenOrders, apply_orders
+    from valuation.bounds import MarketAsks, OpenOrders, apply_market, apply_orders
     from valuation.thin import Neighbour, value_thin_market
     from valuation.traits import collection_traits
 
@@ -347,8 +356,36 @@ def _value(
                 collection_traits(entry.attributes) if entry.attributes else None,
             )
             training = len(sales)
+    valuation = replace(
+        valuation,
+        explanation={
+            **valuation.explanation,
+            "visual_neighbours": [
+                {
+                    "token_id": str(n.token_id),
+                    "similarity": round(n.similarity, 4),
+                    "last_sale_eth": float(Decimal(n.last_sale_wei) / WEI)
+                    if n.last_sale_wei is not None
+                    else None,
+                    "last_sale_time": n.last_sale_at.isoformat() if n.last_sale_at else None,
+                    "sales": n.sale_count,
+                }
+                for n in neighbours
+            ],
+        },
+    )
+    cited = [int(c["token_id"]) for c in valuation.explanation.get("comparables") or []]
     with timer.step("orders"), ctx.factory() as s:
         live = market.live_orders(s, chain_id, contract, token_id)
+        asks = market.asks_of(s, chain_id, contract, cited + [n.token_id for n in neighbours])
+        floor = market.floor_ask(s, chain_id, contract, exclude_token=token_id)
+    valuation = apply_market(
+        valuation,
+        MarketAsks(
+            floor=_listed(floor),
+            asks={t: _listed(a) for t, a in asks.items() if t != token_id},
+        ),
+    )
     valuation = apply_orders(
         valuation,
         OpenOrders(
@@ -359,18 +396,6 @@ def _value(
         ),
     )
     explanation = dict(valuation.explanation)
-    explanation["visual_neighbours"] = [
-        {
-            "token_id": str(n.token_id),
-            "similarity": round(n.similarity, 4),
-            "last_sale_eth": float(Decimal(n.last_sale_wei) / WEI)
-            if n.last_sale_wei is not None
-            else None,
-            "last_sale_time": n.last_sale_at.isoformat() if n.last_sale_at else None,
-            "sales": n.sale_count,
-        }
-        for n in neighbours
-    ]
     explanation = json_safe(explanation)
     price = _finite(valuation.price_eth)
     inputs: dict[str, Any] = {
