@@ -1,5 +1,7 @@
 """The desk page in headless Chromium against the real API on a loopback port: what a person sees
-after entering a token, and a new listing arriving without a reload."""
+after entering a listed token with a bid and a wash-flagged sale (its valuation, the ask, the
+bids, the collection's floor, the collateral value and guards, the wash flag, the collection's
+daily index), and a new listing arriving without a reload."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from PIL import Image
@@ -21,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nftwatch.api import create_app
 from nftwatch.localstack.embedded import free_port
 from store import tokens
+from store.models import Listing
 from tests.support import seed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,6 +49,9 @@ SALES = [
     (dt.datetime(2024, 3, 2, tzinfo=dt.UTC), 3.1),
 ]
 SALES += [(dt.datetime(2024, 5, 20, tzinfo=dt.UTC), 2.9)]
+ZERO = "0x" + "00" * 20
+BIDDER = "0x" + "77" * 20
+INDEX_DAYS = 14  # the collection's recent market: a sale a day of the neighbours
 
 
 def png(token_id: int) -> bytes:
@@ -123,6 +131,7 @@ def add_valuation(session: Session, token_id: int, price: float, p_liquid: float
 
 
 def add_listing(session: Session, token_id: int, block: int, eth: float) -> None:
+    """A public offer (open to anyone): the token's live ask."""
     seed.add_listing(
         session,
         token_id,
@@ -131,7 +140,45 @@ def add_listing(session: Session, token_id: int, block: int, eth: float) -> None
         contract=CONTRACT,
         tx=block + 9000,
         since=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
+        account=ZERO,
     )
+
+
+def add_bid(session: Session, token_id: int, block: int, eth: float) -> None:
+    session.add(
+        Listing(
+            chain_id=CHAIN,
+            block_number=block,
+            block_hash="0x" + f"{block:064x}",
+            tx_hash="0x" + f"{block + 9000:064x}",
+            log_index=1,
+            block_time=dt.datetime(2024, 6, 2, tzinfo=dt.UTC),
+            contract=CONTRACT,
+            token_id=Decimal(token_id),
+            kind="bid",
+            price_wei=Decimal(int(eth * seed.WEI)),
+            account=BIDDER,
+        )
+    )
+
+
+def add_market(session: Session) -> None:
+    """The neighbours' recent sales, a sale a day, each between a new pair of wallets and no
+    token sold three times in a week (no wash flag): the collection's daily index."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=INDEX_DAYS + 1)
+    for day in range(INDEX_DAYS):
+        n = 10 + day
+        seed.add_sale(
+            session,
+            NEIGHBOURS[day % len(NEIGHBOURS)],
+            2.0 + day / 10,
+            start + dt.timedelta(days=day),
+            n,
+            contract=CONTRACT,
+            tx_offset=500,
+            seller=f"0x{2 * n:040x}",
+            buyer=f"0x{2 * n + 1:040x}",
+        )
 
 
 @pytest.fixture
@@ -182,7 +229,13 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
         for n, (at, eth) in enumerate(SALES):
             add_sale(s, 1, at, eth, n)
         add_listing(s, 1, 10, 3.5)
+        add_bid(s, 1, 12, 2.9)
+        add_market(s)
         add_valuation(s, 1, 3.2, 0.64)
+    index = httpx.get(
+        f"{server}/v1/collections/{CHAIN}/{CONTRACT}/index?days=365", headers={"X-API-Key": KEY}
+    ).json()["points"]
+    assert len(index) >= INDEX_DAYS - 3  # the first days have too few sales for a level
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=FLAGS, headless=True)
@@ -210,6 +263,24 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
             # lend against: the low end 2.56 less 10 % + 30 % x (1 - 0.64) = 20.8 %
             expect(page.locator("#val-collateral")).to_have_text("2.03 ETH")
             expect(page.locator("#val-guards")).to_have_text("haircut 21 % · newest sale 2 d ago")
+            # what the market shows now: the ask, the bid, the collection's floor (this token)
+            expect(page.locator("#val-ask")).to_have_text("3.50 ETH")
+            expect(page.locator("#val-ask-venue")).to_have_text("on-chain offer")
+            expect(page.locator("#val-bids")).to_have_text("bid 2.90 ETH (0x7777…7777)")
+            expect(page.locator("#val-floor")).to_have_text(
+                "collection floor 3.50 ETH (#1, on-chain offer)"
+            )
+            # the wash-flagged sale is marked on the trade history too
+            expect(page.locator("#chart svg circle.pt.wash")).to_have_count(1)
+            # the collection's daily index: one point per day the API gives, at its level
+            dots = page.locator("#index-chart svg circle.index-pt")
+            expect(dots).to_have_count(len(index))
+            levels = [
+                float(dots.nth(i).get_attribute("data-level") or "nan") for i in range(len(index))
+            ]
+            assert levels == pytest.approx([p["level_eth"] for p in index])
+            expect(page.locator("#index-chart svg path.index-line")).to_have_count(1)
+            expect(page.locator("#index-sub")).to_contain_text("median of the last 20 sales")
             _wait_until_true(
                 page, "document.getElementById('token-image').naturalWidth > 0", timeout=10_000
             )

@@ -108,6 +108,7 @@ async function loadToken(chain, contract, tokenId) {
     $("placeholder").hidden = true;
     $("token-view").hidden = false;
     renderToken(token, path);
+    loadMarket(current);
     if (valuation) renderValuation(valuation, token);
     else await requestValuation(token);
   } catch (e) {
@@ -152,6 +153,72 @@ function renderToken(token, path) {
     chip("status", "not yet seen: resolving");
   }
   renderChart(token ? token.sales : [], null);
+}
+
+// What the market shows now (the token's ask, its bids, the collection's floor) and the
+// collection's daily index: fetched beside the token, neither holds the page up.
+async function loadMarket(at) {
+  const path = tokenPath(at.chain, at.contract, at.tokenId);
+  const [book, index] = await Promise.all([
+    api(`/v1/tokens/${path}/orders`).then((r) => r.body).catch(() => null),
+    api(`/v1/collections/${at.chain}/${at.contract}/index?days=365`).then((r) => r.body).catch(() => null),
+  ]);
+  if (current !== at) return; // another token was picked meanwhile
+  renderOrders(book);
+  renderIndex(index);
+}
+
+function renderOrders(book) {
+  const ask = book?.ask;
+  $("val-ask").textContent = ask ? fmtEth(ask.price_eth) : "not listed";
+  $("val-ask-venue").textContent = ask ? venueName(ask.venue) : "";
+  const bids = book?.bids || [];
+  $("val-bids").textContent = bids.length
+    ? bids.map((b) => `bid ${fmtEth(b.price_eth)} (${b.bidder ? short(b.bidder) : b.venue})`).join(" · ")
+    : "no bids";
+  const floor = book?.floor_ask;
+  $("val-floor").textContent = floor
+    ? `collection floor ${fmtEth(floor.price_eth)} (#${floor.token_id}, ${venueName(floor.venue)})`
+    : "nothing listed in the collection";
+}
+
+function renderIndex(index) {
+  const box = $("index-chart");
+  box.replaceChildren();
+  const points = (index?.points || []).map((p) => ({ t: Date.parse(p.day), v: p.level_eth, p }));
+  $("index-sub").textContent = index
+    ? `${index.trait_adjusted ? "trait-adjusted" : "raw"} median of the last ${index.n_sales} sales · ${index.days} days`
+    : "";
+  if (!points.length) {
+    box.append(el("p", { class: "empty" }, "No sales in the collection over these days."));
+    return;
+  }
+  const W = 1000, H = 220, L = 56, R = 16, T = 14, B = 30;
+  let t0 = points[0].t, t1 = points[points.length - 1].t;
+  if (t1 - t0 < 86400000) { t0 -= 43200000; t1 += 43200000; }
+  const vals = points.map((q) => q.v);
+  let v0 = Math.min(...vals) * 0.9, v1 = Math.max(...vals) * 1.1;
+  if (v1 - v0 < 1e-9) { v0 = 0; v1 = v1 * 2 || 1; }
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => H - B - ((v - v0) / (v1 - v0)) * (H - T - B);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "collection index" });
+  for (let i = 0; i <= 3; i++) {
+    const v = v0 + ((v1 - v0) * i) / 3;
+    chart.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+    chart.append(svg("text", { x: L - 8, y: y(v) + 4, "text-anchor": "end" }, v.toPrecision(2)));
+  }
+  for (const [i, t] of [[0, t0], [1, t1]]) {
+    chart.append(svg("text", { x: x(t), y: H - 10, "text-anchor": i ? "end" : "start" },
+      new Date(t).toISOString().slice(0, 10)));
+  }
+  chart.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
+  chart.append(svg("path", { class: "index-line", d: points.map((q, i) => `${i ? "L" : "M"}${x(q.t)},${y(q.v)}`).join("") }));
+  for (const q of points) {
+    const c = svg("circle", { class: "index-pt", cx: x(q.t), cy: y(q.v), r: 2.5, "data-level": q.v, "data-sales": q.p.sales });
+    c.append(svg("title", {}, `${q.p.day}: ${fmtEth(q.v)} (${q.p.sales} sales)`));
+    chart.append(c);
+  }
+  box.append(chart);
 }
 
 // The collateral value and its guards: a flagged valuation is shown, with why not to lend on it.
@@ -209,6 +276,9 @@ function renderWhy(v) {
   }
   if (ex.rarity) row("Rarity rank", `${ex.rarity.rank} of ${ex.rarity.of}`);
   if (Array.isArray(ex.own_trades)) row("Own trades", String(ex.own_trades.length));
+  for (const [label, note] of [["Market asks", ex.market_asks], ["Own orders", ex.orders]]) {
+    if (note && Array.isArray(note.moved) && note.moved.length) row(label, note.moved.join("; "));
+  }
   why.append(dl);
   const drivers = (ex.drivers || []).filter((d) => d && typeof d === "object" && "log_effect" in d);
   if (drivers.length) {
@@ -310,8 +380,10 @@ function renderChart(sales, v) {
   }
   chart.append(svg("path", { class: "line", d: points.map((q, i) => `${i ? "L" : "M"}${x(q.t)},${y(q.p)}`).join("") }));
   for (const q of points) {
-    const c = svg("circle", { class: "pt", cx: x(q.t), cy: y(q.p), r: 5, "data-price": q.p });
-    c.append(svg("title", {}, `${fmtEth(q.p)} on ${fmtDate(q.s.block_time)} (${q.s.marketplace})`));
+    const wash = (q.s.wash_flags || []).join(", ");
+    const c = svg("circle", { class: wash ? "pt wash" : "pt", cx: x(q.t), cy: y(q.p), r: 5, "data-price": q.p });
+    c.append(svg("title", {}, `${fmtEth(q.p)} on ${fmtDate(q.s.block_time)} (${q.s.marketplace})` +
+      (wash ? ` · wash-flagged: ${wash}` : "")));
     chart.append(c);
   }
   box.append(chart);
