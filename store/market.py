@@ -12,12 +12,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from store.models import (
-    Collection,
-    Listing,
     Sale,
     Token,
 )
-from store.ops import database_now
 
 
 def collection_sales(
@@ -58,13 +55,26 @@ def token_sales(session: Session, chain_id: int, contract: str, token_id: int) -
 
 STATS_WINDOW = dt.timedelta(days=30)
 
-_WINDOW_STATS = """
-SELECT count(*) AS n,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY price_eth_wei) AS median,
-       percentile_cont(0.1) WITHIN GROUP (ORDER BY price_eth_wei) AS floor
-FROM sales
-WHERE chain_id = :chain_id AND contract = :contract AND price_eth_wei > 0 AND bundle_size = 1
-  AND block_time > :start AND block_time <= :end
+# One statement, one round trip: the counts and the window's percentiles together, the window
+# ending at :end_at or, when that is NULL, the transaction's now() (as database_now reads it).
+# The window is subtracted in seconds: '30 days' would be calendar days in the session's zone.
+_COLLECTION_STATS = """
+WITH w AS (SELECT COALESCE(CAST(:end_at AS timestamptz), now()) AS end_at)
+SELECT w.end_at,
+       (SELECT name FROM collections WHERE chain_id = :chain_id AND address = :contract) AS name,
+       (SELECT count(*) FROM tokens WHERE chain_id = :chain_id AND contract = :contract) AS tokens,
+       (SELECT count(*) FROM sales WHERE chain_id = :chain_id AND contract = :contract) AS sales,
+       (SELECT count(*) FROM listings
+        WHERE chain_id = :chain_id AND contract = :contract) AS listings,
+       win.n, win.median, win.floor
+FROM w CROSS JOIN LATERAL (
+  SELECT count(*) AS n,
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY price_eth_wei) AS median,
+         percentile_cont(0.1) WITHIN GROUP (ORDER BY price_eth_wei) AS floor
+  FROM sales
+  WHERE chain_id = :chain_id AND contract = :contract AND price_eth_wei > 0 AND bundle_size = 1
+    AND block_time > w.end_at - make_interval(secs => :window_s) AND block_time <= w.end_at
+) win
 """
 
 
@@ -102,44 +112,29 @@ def collection_stats(
     """Counts, and the 30-day median and 10th-percentile sale (the floor proxy: a collection's
     floor is what its cheapest tokens actually sold for, not what they were listed at). The
     window ends at ``as_of`` or now; None when nothing at all is known about the contract."""
-    end = as_of or database_now(session)
-    start = end - STATS_WINDOW
-    name = session.scalar(
-        select(Collection.name).where(
-            Collection.chain_id == chain_id, Collection.address == contract
-        )
-    )
-    tokens = session.scalar(
-        select(func.count()).where(Token.chain_id == chain_id, Token.contract == contract)
-    )
-    sales = session.scalar(
-        select(func.count()).where(Sale.chain_id == chain_id, Sale.contract == contract)
-    )
-    listings = session.scalar(
-        select(func.count()).where(Listing.chain_id == chain_id, Listing.contract == contract)
-    )
-    window = session.execute(
-        text(_WINDOW_STATS),
+    row = session.execute(
+        text(_COLLECTION_STATS),
         {
             "chain_id": chain_id,
             "contract": contract,
-            "start": start,
-            "end": end,
+            "end_at": as_of,
+            "window_s": STATS_WINDOW.total_seconds(),
         },
     ).one()
-    if name is None and not tokens and not sales and not listings:
+    if row.name is None and not row.tokens and not row.sales and not row.listings:
         return None
+    end: dt.datetime = row.end_at
     wei = 10**18
     return CollectionStats(
-        name=name or None,
-        token_count=int(tokens or 0),
-        sales_count=int(sales or 0),
-        window_start=start,
+        name=row.name or None,
+        token_count=int(row.tokens or 0),
+        sales_count=int(row.sales or 0),
+        window_start=end - STATS_WINDOW,
         window_end=end,
-        window_sales=int(window.n),
-        median_eth=None if window.median is None else float(window.median) / wei,
-        floor_eth=None if window.floor is None else float(window.floor) / wei,
-        listings_count=int(listings or 0),
+        window_sales=int(row.n),
+        median_eth=None if row.median is None else float(row.median) / wei,
+        floor_eth=None if row.floor is None else float(row.floor) / wei,
+        listings_count=int(row.listings or 0),
     )
 
 
