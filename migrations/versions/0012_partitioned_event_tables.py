@@ -34,16 +34,21 @@ The layout:
   error, not a silent slow path; this migration creates the partitions of the stored rows and
   the next span (``p0000`` and ``p0001`` on an empty database).
 
-The conversion, in the migration's one transaction, per table: lock the table in EXCLUSIVE mode
-(writers wait, readers go on reading the old table), create the partitioned table and the
+The conversion, in the migration's one transaction: lock both tables in EXCLUSIVE mode (writers
+wait, readers go on reading the old tables), then per table create the partitioned table and the
 partitions of every span present, copy the rows in one ``INSERT .. SELECT`` (one scan: the old
 keys lead with the chain id, so a batch per span would scan the table once per span; batches
-would not free any lock either, as the transaction holds them to the end), build the keys and
-indexes per partition under temporary names, then swap: drop the old table, rename. Readers wait
-only for the swap. Measured (``tests/test_partitioning.py`` times it on 1,000,000 transfers and
-200,000 sales on the embedded Postgres): see the README's partitioning paragraph; writes wait for
-the whole copy, so on a large database run it in a maintenance window or with the ingest stopped.
-The statement timeout is raised for the copy and the index builds only.
+would free no lock either, as the transaction holds them to the end), build the keys and
+indexes per partition under temporary names and analyse; only then swap both (drop the old
+table, rename), so readers wait only for the swap and the commit. Measured with
+``bench/bench_partition_migration.py`` (the README's partitioning paragraph has the figures):
+the window for writers is the whole copy, tens of seconds per million rows on a small machine,
+so on a large database run it in a maintenance window or with the ingest stopped (the ingest's
+writer waits on the lock and fails at its lock timeout, then retries). The statement timeout is
+raised for the copy and the index builds only; the lock timeout is 10 s, as in 0008.
+
+The downgrade rebuilds the plain tables the same way (sales' old key and ``ix_sales_block``
+back) and drops ``ensure_event_partitions``.
 
 Revision ID: 0012
 Revises: 0011
@@ -131,13 +136,13 @@ def _columns(table: str) -> str:
     return ", ".join(r[0] for r in rows)
 
 
-def _rebuild(table: str, spans: set[int] | None) -> None:
-    """``table`` rebuilt, rows and all: partitioned by block range with a partition per span in
-    ``spans``, or plain (None, the downgrade)."""
+def _build(table: str, spans: set[int] | None) -> None:
+    """A copy of ``table``, rows, keys, indexes and statistics, as ``{table}_new``: partitioned
+    by block range with a partition per span in ``spans``, or plain (None, the downgrade).
+    Readers of ``table`` go on meanwhile."""
     bind = op.get_bind()
     new = f"{table}_new"
     timeout = bind.execute(text("SHOW statement_timeout")).scalar_one()
-    op.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
     op.execute(f"SET LOCAL statement_timeout = '{COPY_TIMEOUT}'")
     op.execute(
         f"CREATE TABLE {new} (LIKE {table} INCLUDING DEFAULTS INCLUDING GENERATED)"
@@ -153,17 +158,20 @@ def _rebuild(table: str, spans: set[int] | None) -> None:
     # keys and indexes built once the rows are in (per partition), under temporary names
     key = OLD_KEY[table] if spans is None else EVENT_KEY
     op.execute(f"ALTER TABLE {new} ADD CONSTRAINT {new}_pkey PRIMARY KEY ({key})")
-    indexes = OLD_INDEXES[table] if spans is None else INDEXES[table]
-    for name, definition in indexes:
+    for name, definition in OLD_INDEXES[table] if spans is None else INDEXES[table]:
         op.execute(f"CREATE INDEX {name}_new ON {new} {definition}")
+    op.execute(f"ANALYZE {new}")
     op.execute(f"SET LOCAL statement_timeout = '{timeout}'")
-    # the swap: from here readers of the table wait for the commit
+
+
+def _swap(table: str, *, partitioned: bool) -> None:
+    """``{table}_new`` takes the place of ``table``: from here readers wait for the commit."""
+    new = f"{table}_new"
     op.execute(f"DROP TABLE {table}")
     op.execute(f"ALTER TABLE {new} RENAME TO {table}")
     op.execute(f"ALTER INDEX {new}_pkey RENAME TO {table}_pkey")
-    for name, _ in indexes:
+    for name, _ in INDEXES[table] if partitioned else OLD_INDEXES[table]:
         op.execute(f"ALTER INDEX {name}_new RENAME TO {name}")
-    op.execute(f"ANALYZE {table}")
 
 
 def _spans() -> set[int]:
@@ -188,7 +196,9 @@ def upgrade() -> None:
         op.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
     spans = _spans()
     for table in ("transfers", "sales"):
-        _rebuild(table, spans)
+        _build(table, spans)
+    for table in ("transfers", "sales"):
+        _swap(table, partitioned=True)
     op.execute(ENSURE_PARTITIONS)
 
 
@@ -198,4 +208,6 @@ def downgrade() -> None:
     for table in ("transfers", "sales"):
         op.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
     for table in ("transfers", "sales"):
-        _rebuild(table, None)
+        _build(table, None)
+    for table in ("transfers", "sales"):
+        _swap(table, partitioned=False)
