@@ -190,3 +190,20 @@ def test_a_tokens_book_names_its_ask_its_bid_and_the_collection_floor(
     none = client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/3/orders").json()
     assert none["ask"] is None and none["bids"] == [] and none["floor_ask"]["token_id"] == "4"
     assert client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/9/orders").status_code == 404
+
+
+def test_a_new_sale_shows_in_the_index_at_once(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    sold = seed_market(factory)
+    url = f"/v1/collections/{CHAIN}/{CONTRACT}/index"
+    before = client.get(url).json()
+    assert client.get(url).json() == before  # the same sales: the same answer
+    today = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    with factory.begin() as s:
+        n = len(sold)
+        add_sale(s, 1, 3.0, today, n, seller=f"0x{2 * n:040x}", buyer=f"0x{2 * n + 1:040x}")
+    after = client.get(url).json()
+    assert after["sales_read"] == before["sales_read"] + 1
+    assert after["points"][-1]["day"] == today.date().isoformat()
+    assert after["points"][-1]["sales"] == 1

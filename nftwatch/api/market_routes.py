@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -26,6 +29,33 @@ from valuation.traits import collection_traits
 
 WEI = Decimal(10**18)
 MAX_INDEX_DAYS = 3650
+INDEX_TTL_S = 60.0  # a default-`as_of` index is recomputed at least this often
+INDEX_CACHE_SIZE = 64
+
+
+class _IndexCache:
+    """Index bodies per (collection, its sales' stamp, as_of, days): a desk looking up token
+    after token of one collection reads its sales and fits its premia once; a new or rolled
+    back sale changes the stamp, traits resolved since show within ``INDEX_TTL_S``."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or time.monotonic() - hit[0] > INDEX_TTL_S:
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple[Any, ...], body: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), body)
+            self._items.move_to_end(key)
+            while len(self._items) > INDEX_CACHE_SIZE:
+                self._items.popitem(last=False)
 
 
 def _records(sales: list[Any]) -> list[SaleRecord]:
@@ -62,6 +92,7 @@ def _ask(a: market.Ask | None) -> dict[str, Any] | None:
 def router(factory: sessionmaker[Session]) -> APIRouter:
     """The routes, on sessions from ``factory``; mounted under ``/v1`` with its key check."""
     r = APIRouter()
+    cache = _IndexCache()
 
     @r.get(
         "/collections/{chain_id}/{contract}/index",
@@ -86,6 +117,10 @@ def router(factory: sessionmaker[Session]) -> APIRouter:
     ) -> dict[str, Any]:
         end = parse_instant("as_of", as_of)
         with factory() as session, session.begin():  # one snapshot for the sales and traits
+            stamp = market.sales_stamp(session, ref.chain_id, ref.contract)
+            key = (ref.chain_id, ref.contract, stamp, end, days)
+            if (cached := cache.get(key)) is not None:
+                return cached
             sales = _records(market.collection_sales(session, ref.chain_id, ref.contract))
             attributes = market.collection_attributes(session, ref.chain_id, ref.contract)
             if end is None:
@@ -97,7 +132,7 @@ def router(factory: sessionmaker[Session]) -> APIRouter:
         params = LevelParams()
         traits = collection_traits({t: a for t, a in attributes.items() if a is not None})
         index = daily_index(sales, traits, as_of=end, days=days, params=params)
-        return {
+        body = {
             "chain_id": ref.chain_id,
             "contract": ref.contract,
             "as_of": end.isoformat(),
@@ -116,6 +151,8 @@ def router(factory: sessionmaker[Session]) -> APIRouter:
                 for p in index.points
             ],
         }
+        cache.put(key, body)
+        return body
 
     @r.get(
         "/tokens/{chain_id}/{contract}/{token_id}/orders",
