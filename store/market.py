@@ -165,7 +165,8 @@ WITH moved AS (
 )
 SELECT (SELECT price_wei FROM offer
         WHERE kind = 'offered' AND account = '0x0000000000000000000000000000000000000000'),
-       (SELECT price_wei FROM bid WHERE kind = 'bid')
+       (SELECT price_wei FROM bid WHERE kind = 'bid'),
+       (SELECT account FROM bid WHERE kind = 'bid')
 """
 
 _OFFCHAIN_ASK = """
@@ -185,12 +186,13 @@ class LiveOrders:
     ask_venue: str | None
     bid_wei: int | None
     bid_venue: str | None
+    bidder: str | None = None
 
 
 def live_orders(session: Session, chain_id: int, contract: str, token_id: int) -> LiveOrders:
     """The cheapest live ask (on chain or off) and the live on-chain bid of one token."""
     params = {"chain_id": chain_id, "contract": contract, "token_id": Decimal(token_id)}
-    onchain_ask, bid = session.execute(text(_ONCHAIN_ORDERS), params).one()
+    onchain_ask, bid, bidder = session.execute(text(_ONCHAIN_ORDERS), params).one()
     ask_wei = None if onchain_ask is None else int(onchain_ask)
     ask_venue = None if onchain_ask is None else "on-chain offer"
     offchain = session.execute(text(_OFFCHAIN_ASK), params).first()
@@ -201,24 +203,8 @@ def live_orders(session: Session, chain_id: int, contract: str, token_id: int) -
         ask_venue=ask_venue,
         bid_wei=None if bid is None else int(bid),
         bid_venue=None if bid is None else "on-chain bid",
+        bidder=None if bid is None else bidder,
     )
-
-
-def _bid_account(session: Session, params: dict[str, Any]) -> str | None:
-    return session.scalar(text(_BID_ACCOUNT), params)
-
-
-# who stands behind the live bid: the same row the bid's price came from
-_BID_ACCOUNT = """
-SELECT l.account FROM listings l
-WHERE l.chain_id = :chain_id AND l.contract = :contract AND l.token_id = :token_id
-  AND l.kind IN ('bid', 'bid_withdrawn')
-  AND NOT EXISTS (SELECT 1 FROM sales s
-                  WHERE s.chain_id = l.chain_id AND s.contract = l.contract
-                    AND s.token_id = l.token_id AND s.buyer = l.account
-                    AND (s.block_number, s.log_index) > (l.block_number, l.log_index))
-ORDER BY l.block_number DESC, l.log_index DESC LIMIT 1
-"""
 
 
 @dataclass(frozen=True)
@@ -293,6 +279,8 @@ def floor_ask(
 
 @dataclass(frozen=True)
 class Bid:
+    """A live bid on one token, in wei of ether: where it stands and who bids."""
+
     price_wei: int
     venue: str
     bidder: str | None
@@ -315,10 +303,7 @@ def token_book(session: Session, chain_id: int, contract: str, token_id: int) ->
         ask = Ask(token_id, live.ask_wei, live.ask_venue)
     bids = []
     if live.bid_wei is not None:
-        params = {"chain_id": chain_id, "contract": contract, "token_id": Decimal(token_id)}
-        bids.append(
-            Bid(live.bid_wei, live.bid_venue or "on-chain bid", _bid_account(session, params))
-        )
+        bids.append(Bid(live.bid_wei, live.bid_venue or "on-chain bid", live.bidder))
     return TokenBook(ask, bids, floor_ask(session, chain_id, contract))
 
 
