@@ -432,6 +432,20 @@ def test_migration_converts_a_database_and_downgrades(fresh_pg: str) -> None:
             )
         ).rowcount
     assert n == 0
+    with engine.connect() as c:  # as the services connect: a role that owns no table
+        c.execute(text("CREATE ROLE rows_only NOLOGIN"))
+        c.execute(text("GRANT SELECT, INSERT ON transfers, sales TO rows_only"))
+        c.execute(text("SET LOCAL ROLE rows_only"))
+        made = c.execute(text("SELECT ensure_event_partitions(40000000, 40000000)")).scalar_one()
+        c.execute(
+            text(
+                f"INSERT INTO sales ({_SALE_COLUMNS}) SELECT chain_id, block_number + 40000000, "
+                + _SALE_COLUMNS.split(", block_number, ", 1)[1]
+                + " FROM sales LIMIT 1"
+            )
+        )
+        c.rollback()
+    assert made == 4  # spans 40 and 41 of both tables
 
     command.downgrade(_alembic_config(fresh_pg), "0011")
     assert _rows(engine) == before

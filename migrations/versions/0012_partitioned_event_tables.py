@@ -86,9 +86,12 @@ OLD_INDEXES = {
 # the copy and the index builds run as long as the rows take (about a second per 100,000 here)
 COPY_TIMEOUT = "2h"
 
+# SECURITY DEFINER: the services connect as a role that writes rows but owns no table
+# (docker/postgres/roles.sql), and attaching a partition takes the parent's owner; the function
+# runs as the migrating owner, on this schema only ({schema}: the migration's current schema).
 ENSURE_PARTITIONS = f"""
 CREATE FUNCTION ensure_event_partitions(lo bigint, hi bigint) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {{schema}}, pg_temp AS $$
 DECLARE
   span CONSTANT bigint := {SPAN};
   made integer := 0;
@@ -199,7 +202,8 @@ def upgrade() -> None:
         _build(table, spans)
     for table in ("transfers", "sales"):
         _swap(table, partitioned=True)
-    op.execute(ENSURE_PARTITIONS)
+    schema = op.get_bind().execute(text("SELECT quote_ident(current_schema())")).scalar_one()
+    op.execute(ENSURE_PARTITIONS.replace("{schema}", schema))
 
 
 def downgrade() -> None:
