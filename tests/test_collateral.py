@@ -84,3 +84,15 @@ def test_a_stricter_policy_flags_more() -> None:
         policy=strict,
     )
     assert c.flags == ("thin", "stale") and not c.lendable
+
+
+def test_a_crossed_book_is_flagged_and_an_ordinary_one_is_not() -> None:
+    def flags(orders: dict[str, Any]) -> tuple[str, ...]:
+        explanation = {**evidence([3, 9, 20]), "orders": orders}
+        return collateral(
+            price_eth=10.0, low_eth=8.0, p_liquid=0.5, valued_at=AT, explanation=explanation
+        ).flags
+
+    assert flags({"ask_eth": 9.0, "bid_eth": 9.5}) == ("crossed_book",)
+    assert flags({"ask_eth": 12.0, "bid_eth": 9.0}) == ()
+    assert flags({"ask_eth": None, "bid_eth": 9.0}) == ()

@@ -14,6 +14,8 @@ Flags:
 - ``stale``: the newest sale behind the estimate is older than ``stale_after_days``.
 - ``off_market``: the estimate is more than ``max_level_deviation`` (in log price) from the
   market level: a grail, or a model reading one odd sale; a person should look.
+- ``crossed_book``: the token's live bid is above its live ask (``valuation.bounds`` left the
+  estimate alone): one of the two orders is stale, and the book cannot be read until it is.
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
+def _crossed(orders: Any) -> bool:
+    if not isinstance(orders, Mapping):
+        return False
+    ask, bid = _finite(orders.get("ask_eth")), _finite(orders.get("bid_eth"))
+    return ask is not None and bid is not None and bid > ask
+
+
 def collateral(
     *,
     price_eth: float | None,
@@ -120,6 +129,8 @@ def collateral(
         flags.append("stale")
     if deviation is not None and abs(deviation) > policy.max_level_deviation:
         flags.append("off_market")
+    if _crossed(explanation.get("orders")):
+        flags.append("crossed_book")
     value = None if low is None or low <= 0 else low * (1.0 - haircut)
     return Collateral(
         value_eth=value,

@@ -86,7 +86,8 @@ class CollateralOut(BaseModel):
     flags: list[str] = Field(
         description="Why not to lend on it alone: no_estimate, thin (under 3 comparables or 5 "
         "sales in 30 days), stale (newest evidence over 90 days old), off_market (more than 3x "
-        "from the market level)."
+        "from the market level), crossed_book (the token's live bid is above its live ask: one "
+        "of them is stale)."
     )
     lendable: bool = Field(description="True when no flag is raised.")
 
