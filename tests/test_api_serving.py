@@ -1,11 +1,16 @@
 """The live server against slow and vanishing clients: a request whose headers never finish
 is answered 408 and closed (slowloris), a connection that never sends one is closed, and every
-closed connection is logged with its cause."""
+closed connection is logged with its cause; and on a host so busy that its workers are slow to
+start, they are waited for, not killed and restarted."""
 
 from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
+
+import httpx
+import pytest
 
 from tests.support.api import config, live_api
 
@@ -63,3 +68,31 @@ def test_slow_headers_are_cut_off_and_every_close_is_logged(db_url: str) -> None
         )
         assert any(n in log for n in walked_away)
         assert "Traceback" not in log
+
+
+# Imported first by every Python process started with this folder on its path; only uvicorn's
+# spawned workers (``--multiprocessing-fork`` in argv) pause, as on a host too busy to import fast.
+SLOW_WORKER = """
+import sys, time
+if "--multiprocessing-fork" in sys.argv:
+    time.sleep({pause})
+"""
+
+
+def test_workers_slow_to_start_are_waited_for_not_restarted(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn's supervisor kills a worker that has not answered its ping within 5 s of starting
+    # (by default): a busy host then restarts every worker for ever and the API never answers
+    (tmp_path / "sitecustomize.py").write_text(SLOW_WORKER.format(pause=8))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    cfg = config(db_url, [KEY], workers=2)
+    with live_api(cfg, startup_s=120) as api:
+        assert httpx.get(f"{api.base}/healthz", timeout=10).status_code == 200
+        for _ in range(600):  # the first worker answered; the second may still be waking
+            log = api.log_text()
+            if log.count("Application startup complete") == 2 or "died" in log:
+                break
+            time.sleep(0.1)
+    assert "died" not in log, log
+    assert log.count("Application startup complete") == 2, log

@@ -47,6 +47,10 @@ class ServeConfig:
     rate_limit_prefix: str = "nftwatch-ratelimit"
     log_level: str = "info"
     protocol: str = "guarded"  # guarded (header timeout, close logging) | h11 (uvicorn's own)
+    # seconds a worker may take to answer the supervisor's ping, from its start on: uvicorn's
+    # 5 s is shorter than a spawn and its imports take on a busy host, where it then kills and
+    # restarts every worker for ever; a worker that is really hung is found this much later
+    worker_healthcheck_s: int = 60
 
     @staticmethod
     def hashes_of(keys: Sequence[str]) -> tuple[str, ...]:
@@ -140,6 +144,7 @@ def serve(cfg: ServeConfig, host: str, port: int) -> None:
         timeout_keep_alive=cfg.keep_alive_s,
         limit_concurrency=cfg.limit_concurrency,
         timeout_graceful_shutdown=10,
+        timeout_worker_healthcheck=cfg.worker_healthcheck_s,
         log_level=cfg.log_level.lower(),
         log_config=log_config(cfg.log_level),
         access_log=False,
