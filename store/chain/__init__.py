@@ -10,7 +10,8 @@ was derived from the removed events. The events are the records of :mod:`store.r
 By domain: :mod:`.batch` (the transaction), :mod:`.staging` (COPY, staging tables),
 :mod:`.transfers`, :mod:`.sales` (sales, listings, offers), :mod:`.tokens` (derived token rows,
 balances, deltas, recompute), :mod:`.refresh` (metadata updates), :mod:`.reorg` (rollback),
-:mod:`.checkpoints` (checkpoints, block headers).
+:mod:`.checkpoints` (checkpoints, block headers), :mod:`.partitions` (the block-range partitions
+of ``transfers`` and ``sales``, created as a batch needs them).
 
 Outbox contract (the worker relies on it):
 
