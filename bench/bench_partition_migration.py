@@ -7,7 +7,9 @@ Grows a database at revision 0011 to ``--transfers`` transfers and a fifth as ma
 over 20 million blocks (20 partitions), then upgrades to 0012 while a reader thread runs a
 per-token lookup in a loop on its own connection, and downgrades again. Prints seconds per
 million rows each way, the reader's longest wait beside its median (a ratio), and the share of
-the upgrade during which readers were blocked. Writers wait for the whole upgrade by design.
+the upgrade during which readers were blocked, and the per-token lookup's median after the
+upgrade beside before (one index probe per partition against one in all). Writers wait for the
+whole upgrade by design.
 Without --database-url it starts an embedded Postgres.
 """
 
@@ -59,7 +61,8 @@ _LOOKUP = text(
 
 
 class Reader(threading.Thread):
-    """Per-token lookups in a loop; the time each took (a blocked one waits for the locks)."""
+    """Per-token lookups in a loop (2 s of them before the upgrade): the median before the upgrade, the stall
+    during it, the median after it; the time each took (a blocked one waits for the locks)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -107,15 +110,16 @@ def main() -> None:
         rows = (n_tr + n_sa) / 1e6
         reader = Reader(url)
         reader.start()
-        time.sleep(1.0)
+        time.sleep(2.0)
         t0 = time.perf_counter()
         upgrade(url)
         t_up = time.perf_counter() - t0
-        time.sleep(0.5)
+        time.sleep(3.0)
         reader.stop.set()
         reader.join()
         during = [w for s, w in reader.waits if t0 <= s <= t0 + t_up]
         before = [w for s, w in reader.waits if s < t0]
+        after = [w for s, w in reader.waits if s > t0 + t_up + 0.5]
         with engine.connect() as c:
             parts = c.execute(
                 text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'transfers'::regclass")
@@ -130,6 +134,13 @@ def main() -> None:
                 f"  reader: longest lookup during it {longest * 1000:.0f} ms, median before "
                 f"{median * 1000:.2f} ms ({longest / median:.0f}x); blocked for "
                 f"{longest / t_up:.0%} of the upgrade ({len(during)} lookups ran during it)"
+            )
+        if after and before:
+            ratio = statistics.median(after) / statistics.median(before)
+            print(
+                f"  per-token lookup, median: {statistics.median(before) * 1000:.2f} ms on the "
+                f"plain table, {statistics.median(after) * 1000:.2f} ms over {parts} partitions "
+                f"(partitioned / plain = {ratio:.2f}x)"
             )
         t0 = time.perf_counter()
         command.downgrade(_alembic_config(url), "0011")
