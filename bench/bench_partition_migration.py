@@ -61,8 +61,8 @@ _LOOKUP = text(
 
 
 class Reader(threading.Thread):
-    """Per-token lookups in a loop (2 s of them before the upgrade): the median before the upgrade, the stall
-    during it, the median after it; the time each took (a blocked one waits for the locks)."""
+    """Per-token lookups in a loop, and the time each took: their median before the upgrade,
+    the stall during it (a blocked one waits for the locks), their median after it."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
