@@ -44,6 +44,14 @@ def _resolve(text: str) -> str:
     return _INTERPOLATION.sub(sub, text)
 
 
+def postgres_settings(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The postgres service's ``-c name=value`` settings, at their documented defaults."""
+    command = [_resolve(str(c)) for c in services["postgres"]["command"]]
+    assert command[0] == "postgres"
+    pairs = [command[i + 1] for i, c in enumerate(command) if c == "-c"]
+    return dict(p.split("=", 1) for p in pairs)
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE.read_text())
@@ -77,8 +85,8 @@ def test_every_app_command_is_an_nftwatch_subcommand(services: dict[str, dict[st
         assert isinstance(command, list), f"{name}: use the exec form, no shell in between"
         assert command[0] == "nftwatch", name
         assert command[1] in {"run", "worker", "api", "db"}, name
-        if name in expected:
-            assert command[1:] == expected[name], name
+        if name in expected:  # with the documented defaults of ${VAR:-default}
+            assert [_resolve(str(c)) for c in command[1:]] == expected[name], name
 
 
 def _parse_with_cli(args: list[str]) -> None:
@@ -105,7 +113,7 @@ def test_commands_parse_with_the_cli_that_exists(services: dict[str, dict[str, A
         if args[0] not in available:
             missing.append(f"{name}: nftwatch {args[0]}")
             continue
-        _parse_with_cli(args)
+        _parse_with_cli([_resolve(str(a)) for a in args])
     if missing:
         pytest.skip("the CLI lacks: " + "; ".join(missing))
 
@@ -162,7 +170,7 @@ def test_embed_worker_reserves_an_nvidia_gpu_with_a_solo_pool(
     # the CPU services build the CPU wheel and never reserve a GPU
     for name, service in app_services(services).items():
         if name != "embed-worker":
-            assert "deploy" not in service, name
+            assert "reservations" not in service.get("deploy", {}).get("resources", {}), name
             assert service["build"]["args"]["TORCH_VARIANT"] == "cpu", name
 
 
@@ -320,9 +328,36 @@ def test_api_runs_several_workers_with_pools_within_postgres_connections(
     assert int(default("NFTWATCH_API_KEEP_ALIVE")) > 0
     assert "/" in default("NFTWATCH_API_VALUATION_RATE")
     assert "/" in default("NFTWATCH_API_STREAM_RATE")
-    command = services["postgres"]["command"]
-    max_connections = int(command[command.index("max_connections=200")].split("=")[1])
+    max_connections = int(postgres_settings(services)["max_connections"])
     assert workers * (threads + 2) <= max_connections // 2
     _parse_with_cli(
         ["api", "--workers", str(workers), "--threads", str(threads), "--header-timeout", "10"]
     )
+
+
+def test_postgres_settings_are_valid_and_sized_for_the_workers(
+    services: dict[str, dict[str, Any]], fresh_postgres: str
+) -> None:
+    """Every ``-c`` setting the capacity plan documents is a real parameter with a value the
+    server accepts (ALTER SYSTEM checks names, units and ranges), the shared memory holds a
+    parallel HNSW build's graph, and the resolve workers' connections fit beside the API's."""
+    settings = postgres_settings(services)
+    assert {"shared_buffers", "maintenance_work_mem", "max_wal_size"} <= set(settings)
+    with psycopg.connect(fresh_postgres, autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        conn.execute("ALTER SYSTEM RESET ALL")
+
+    def size(value: str) -> int:
+        number, unit = re.fullmatch(r"(\d+)\s*([kKmMgG])[bB]?", value).groups()  # type: ignore[union-attr]
+        return int(number) << {"k": 10, "m": 20, "g": 30}[unit.lower()]
+
+    shm = _resolve(str(services["postgres"]["shm_size"]))
+    assert size(shm) >= size(settings["maintenance_work_mem"])
+    resolve = services["resolve-worker"]
+    concurrency = int(
+        _resolve(str(resolve["command"][resolve["command"].index("--concurrency") + 1]))
+    )
+    replicas = int(_resolve(str(resolve["deploy"]["replicas"])))
+    assert replicas >= 1 and concurrency >= 1
+    assert replicas * (concurrency + 2) <= int(settings["max_connections"]) // 2
