@@ -4,10 +4,20 @@ the token, similar, valuation and stats routes, served as `nftwatch api` serves 
 (one process, 40 threads sharing a pool of 5+5 connections, uvicorn's h11), in one run, on the
 same embedded Postgres and data.
 
-The clients are closed-loop keep-alive HTTP/1.1 connections on raw asyncio streams (a few
-microseconds of CPU per request, so the client takes little of the machine from the server).
+Built for a noisy shared machine: both servers run side by side and every measurement is
+interleaved (each round walks every route through 1, 10 and 50 clients, or 50, 10, 1, both
+sides at each level, the side that goes first alternating), each after a warm-up. Each figure
+is the median over the rounds; the ratios (50/10, now/previous) are the medians of each round's
+own, whose two terms were measured seconds apart, so that drift in the machine's other load
+cancels. Beside each: the CPU the server's processes and Postgres spent per request (the
+figure noise moves least: more CPU per request at 50 clients than at 10 is a real scaling cost,
+the same CPU with fewer req/s is the machine's other load) and the cores the rest of the
+machine kept busy meanwhile.
 
-    python bench/bench_api.py [--seconds 4] [--workers 2] [--threads 4] [--tokens 2000]
+The clients are closed-loop keep-alive HTTP/1.1 connections on raw asyncio streams, in load
+processes of their own (``--load-procs``), so the bench's bookkeeping never runs on their loop.
+
+    python bench/bench_api.py [--rounds 5] [--seconds 2.5] [--warm 1] [--workers 2] [--threads 4]
 """
 
 from __future__ import annotations
@@ -17,17 +27,22 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -109,17 +124,120 @@ def seed(url: str, count: int) -> None:
     engine.dispose()
 
 
+# ------------------------------------------------------------------ the load processes
+
+
+async def _client(
+    port: int, paths: list[str], warm: float, until: float, lat: list[float], errs: list[int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    rng = random.Random(os.getpid() ^ id(lat) ^ id(reader))
+    try:
+        while (sent := time.monotonic()) < until:
+            path = rng.choice(paths)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nX-API-Key: {KEY}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            done = time.monotonic()
+            # throughput is what completes within the window, whenever it was sent
+            if warm <= done < until:
+                lat.append(done - sent)
+                if status != 200:
+                    errs.append(status)
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        errs.append(-1)
+        print(f"  connection lost: {exc!r}", file=sys.stderr)
+    finally:
+        writer.close()
+
+
+async def _load(job: dict[str, Any]) -> dict[str, Any]:
+    # the window is on the clock every process reads alike (CLOCK_MONOTONIC), so that the bench
+    # can read the CPU counters at its two ends
+    warm, until = job["warm_at"], job["until"]
+    lat: list[float] = []
+    errs: list[int] = []
+    await asyncio.gather(
+        *(_client(job["port"], job["paths"], warm, until, lat, errs) for _ in range(job["clients"]))
+    )
+    return {"lat_ms": [round(x * 1e3, 3) for x in lat], "errors": len(errs)}
+
+
+def load_process() -> None:
+    """One load process: a job per line on stdin (port, paths, clients, warm-up, seconds), its
+    latencies as a line on stdout."""
+    for line in sys.stdin:
+        print(json.dumps(asyncio.run(_load(json.loads(line)))), flush=True)
+
+
+class LoadProcs:
+    def __init__(self, count: int) -> None:
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--load-process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for _ in range(count)
+        ]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def start(
+        self, port: int, paths: list[str], clients: int, warm_at: float, until: float
+    ) -> None:
+        """``clients`` connections spread over the load processes, counting what completes
+        between ``warm_at`` and ``until``."""
+        n = len(self.procs)
+        shares = [clients // n + (i < clients % n) for i in range(n)]
+        self.busy = [p for p, k in zip(self.procs, shares, strict=True) if k]
+        for p, k in zip(self.procs, shares, strict=True):
+            if k:
+                job = {"port": port, "paths": paths, "clients": k, "warm_at": warm_at}
+                assert p.stdin is not None
+                p.stdin.write(json.dumps({**job, "until": until}) + "\n")
+                p.stdin.flush()
+
+    def collect(self) -> tuple[list[float], int]:
+        lat: list[float] = []
+        errors = 0
+        for p in self.busy:
+            assert p.stdout is not None
+            answer = json.loads(p.stdout.readline())
+            lat += answer["lat_ms"]
+            errors += answer["errors"]
+        return lat, errors
+
+    def close(self) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.close()
+            p.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ servers and CPU accounting
+
+
 class Server:
     def __init__(self, cfg: ServeConfig) -> None:
         self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+        self.log: IO[str] = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-c", RUNNER, cfg.to_env(), str(self.port)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine starts slowly
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(Path(self.log.name).read_text()[-2000:])
@@ -140,56 +258,98 @@ class Server:
         return text
 
 
+def _tree_cpu(*roots: int) -> dict[int, float]:
+    """CPU seconds (user + system) of processes and their descendants, by pid."""
+    procs = []
+    for root in roots:
+        try:
+            top = psutil.Process(root)
+            procs += [top, *top.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    out = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    # a process born during the measurement (a new Postgres backend) counts in full
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def _busy_cores_s() -> float:
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
 @dataclasses.dataclass
-class Result:
+class Round:
     rps: float
     p50: float
     p95: float
     p99: float
     errors: int
+    server_ms: float  # server processes' CPU per request
+    pg_ms: float  # Postgres's CPU per request
+    load_ms: float  # the load processes' CPU per request
+    others: float  # cores the rest of the machine kept busy meanwhile
 
 
-async def _client(
-    port: int, paths: list[str], until: float, warm: float, lat: list[float], errs: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    rng = random.Random(id(lat) ^ id(reader))
-    try:
-        while (now := time.perf_counter()) < until:
-            path = rng.choice(paths)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nX-API-Key: {KEY}\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            done = time.perf_counter()
-            if now >= warm:
-                lat.append(done - now)
-                if status != 200:
-                    errs.append(status)
-    except (ConnectionError, asyncio.IncompleteReadError) as exc:
-        errs.append(-1)
-        print(f"  connection lost: {exc!r}", file=sys.stderr)
-    finally:
-        writer.close()
-
-
-async def _load(port: int, paths: list[str], clients: int, seconds: float) -> Result:
-    start = time.perf_counter()
-    warm, until = start + 0.5, start + 0.5 + seconds
-    lat: list[float] = []
-    errs: list[int] = []
-    await asyncio.gather(*(_client(port, paths, until, warm, lat, errs) for _ in range(clients)))
-    ms = np.array(lat) * 1e3 if lat else np.array([0.0])
+def measure(
+    load: LoadProcs,
+    server: Server,
+    pg_pid: int,
+    paths: list[str],
+    clients: int,
+    warm: float,
+    seconds: float,
+) -> Round:
+    """One level on one side: CPU counters read at the measured window's two ends."""
+    # "load": the load processes and this one (which sleeps), not its other children
+    roots = {"server": [server.process.pid], "pg": [pg_pid], "load": load.pids}
+    warm_at = time.monotonic() + 0.1 + warm  # the jobs reach the load processes first
+    until = warm_at + seconds
+    load.start(server.port, paths, clients, warm_at, until)
+    time.sleep(max(warm_at - time.monotonic(), 0))
+    before = {k: _tree_cpu(*pids) for k, pids in roots.items()}
+    before["load"][os.getpid()] = sum(os.times()[:2])
+    busy0, t0 = _busy_cores_s(), time.monotonic()
+    time.sleep(max(until - time.monotonic(), 0))
+    after = {k: _tree_cpu(*pids) for k, pids in roots.items()}
+    after["load"][os.getpid()] = sum(os.times()[:2])
+    busy1, t1 = _busy_cores_s(), time.monotonic()
+    lat, errors = load.collect()
+    cpu = {k: _spent(before[k], after[k]) for k in roots}
+    served = max(len(lat), 1)
+    ms = np.array(lat) if lat else np.array([0.0])
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return Result(len(lat) / seconds, float(p50), float(p95), float(p99), len(errs))
+    return Round(
+        rps=len(lat) / seconds,
+        p50=float(p50),
+        p95=float(p95),
+        p99=float(p99),
+        errors=errors,
+        server_ms=1e3 * cpu["server"] / served,
+        pg_ms=1e3 * cpu["pg"] / served,
+        load_ms=1e3 * cpu["load"] / served,
+        others=max(busy1 - busy0 - sum(cpu.values()), 0.0) / (t1 - t0),
+    )
 
 
-def routes(tokens: int) -> dict[str, list[str]]:
-    ids = range(0, tokens, max(1, tokens // 200))
+# ------------------------------------------------------------------ the run
+
+
+def routes(count: int) -> dict[str, list[str]]:
+    ids = range(0, count, max(1, count // 200))
     base = f"/v1/tokens/{CHAIN}/{CONTRACT}"
     return {
         "token": [f"{base}/{i}" for i in ids],
@@ -199,28 +359,139 @@ def routes(tokens: int) -> dict[str, list[str]]:
     }
 
 
+def median_round(rounds: Sequence[Round]) -> Round:
+    fields = [f.name for f in dataclasses.fields(Round)]
+    values = {f: statistics.median(getattr(r, f) for r in rounds) for f in fields}
+    values["errors"] = sum(r.errors for r in rounds)
+    return Round(**values)
+
+
+def report(
+    results: dict[tuple[str, str, int], list[Round]],
+    names: Iterable[str],
+    sides: dict[str, ServeConfig],
+    args: argparse.Namespace,
+) -> None:
+    now = sides["now"]
+    print(
+        f"bench_api: {args.tokens} tokens, {args.rounds} rounds x {args.seconds:g} s per level "
+        f"(after {args.warm:g} s warm-up), {os.cpu_count()} CPUs, {args.load_procs} load "
+        f"process(es); previous = 1 process x 40 threads, pool 5+5, h11; now = "
+        f"{now.workers} processes x {now.threads} threads, pool {now.threads}+2 each, guarded h11"
+    )
+    print("medians over the rounds; latencies in ms; cpu = server + Postgres CPU ms per request")
+    head = (
+        f"{'route':<10}{'clients':>7} | {'prev req/s':>10}{'p50':>7}{'p95':>7}{'p99':>7}"
+        f"{'cpu':>10} | {'now req/s':>9}{'p50':>7}{'p95':>7}{'p99':>7}{'cpu':>10}"
+        f" | {'now/prev':>8}{'others':>7}{'errors':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for route in names:
+        for n in CLIENTS:
+            a = median_round(results["previous", route, n])
+            b = median_round(results["now", route, n])
+            ratios = [
+                x.rps / max(y.rps, 1e-9)
+                for x, y in zip(
+                    results["now", route, n], results["previous", route, n], strict=True
+                )
+            ]
+            print(
+                f"{route:<10}{n:>7} | {a.rps:>10.0f}{a.p50:>7.1f}{a.p95:>7.1f}{a.p99:>7.0f}"
+                f"{f'{a.server_ms:.1f}+{a.pg_ms:.1f}':>10}"
+                f" | {b.rps:>9.0f}{b.p50:>7.1f}{b.p95:>7.1f}{b.p99:>7.0f}"
+                f"{f'{b.server_ms:.1f}+{b.pg_ms:.1f}':>10}"
+                f" | {statistics.median(ratios):>8.2f}{(a.others + b.others) / 2:>7.2f}"
+                f"{f'{a.errors}/{b.errors}':>8}"
+            )
+    print(
+        "now/prev: median of the rounds' ratios; others: cores busy outside the bench "
+        "(mean of both sides); errors: non-200 or lost connections, previous/now, all rounds"
+    )
+    load_ms = statistics.median(r.load_ms for rs in results.values() for r in rs)
+    print(f"load processes: {load_ms:.2f} CPU ms per request (median)")
+    for side in sides:
+        for route in names:
+            r10, r50 = results[side, route, 10], results[side, route, 50]
+            per_round = [b.rps / max(a.rps, 1e-9) for a, b in zip(r10, r50, strict=True)]
+            ratio = statistics.median(per_round)
+            m10, m50 = median_round(r10), median_round(r50)
+            cpu10, cpu50 = m10.server_ms + m10.pg_ms, m50.server_ms + m50.pg_ms
+            verdict = "holds" if ratio >= 1.0 else "FALLS"
+            print(
+                f"{side:>8}, {route:<9}: 50/10 = {ratio:.2f} ({verdict}; rounds "
+                f"{' '.join(f'{x:.2f}' for x in per_round)}), {m50.rps:.0f} vs {m10.rps:.0f} "
+                f"req/s; cpu/request {cpu50:.2f} vs {cpu10:.2f} ms; p99 at 50: {m50.p99:.0f} ms "
+                f"(50 closed-loop clients queue {50e3 / max(m50.rps, 1e-9):.0f} ms on average)"
+            )
+
+
+def interleave(
+    load: LoadProcs,
+    servers: dict[str, Server],
+    pg_pid: int,
+    paths: dict[str, list[str]],
+    rounds: int,
+    warm: float,
+    seconds: float,
+) -> dict[tuple[str, str, int], list[Round]]:
+    """Every (side, route, level) once a round, a route's levels one after another (so that its
+    10 and 50 clients are measured seconds apart, and their ratio sees the same machine), the
+    sides side by side within a level; which level and which side go first alternate."""
+    results: dict[tuple[str, str, int], list[Round]] = {
+        (s, r, n): [] for s in servers for r in paths for n in CLIENTS
+    }
+    order = list(servers)
+    # every route at the top level once, unrecorded: pools opened, plans and caches warm
+    for side in order:
+        for route in paths:
+            measure(load, servers[side], pg_pid, paths[route], CLIENTS[-1], 1.0, 0.5)
+    for i in range(rounds):
+        turn = order[i % len(order) :] + order[: i % len(order)]
+        levels = CLIENTS if i % 2 == 0 else CLIENTS[::-1]
+        for route in paths:
+            for n in levels:
+                for side in turn:
+                    results[side, route, n].append(
+                        measure(load, servers[side], pg_pid, paths[route], n, warm, seconds)
+                    )
+        print(f"  round {i + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="measured per level")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=2.5, help="measured per level a round")
+    parser.add_argument("--warm", type=float, default=1.0, help="warm-up before each")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--load-procs", type=int, default=1)
+    parser.add_argument("--routes", default="token,similar,valuation,stats")
+    parser.add_argument("--load-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load_process:
+        load_process()
+        return
+    names = [r for r in args.routes.split(",") if r]
+    paths = routes(args.tokens)
 
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", persistent=False)
         url = pg.start()
+        servers: dict[str, Server] = {}
+        load = LoadProcs(args.load_procs)
+        logs = {}
         try:
             upgrade(url)
             seed(url, args.tokens)
-            common = {
-                "database_url": url,
-                "key_hashes": ServeConfig.hashes_of([KEY]),
-                "log_level": "warning",
-            }
+            pg_pid = postmaster_pid(Path(tmp) / "pg")
+            base = ServeConfig(url, ServeConfig.hashes_of([KEY]), log_level="warning")
             sides = {
-                "previous": ServeConfig(
-                    **common,
+                "previous": dataclasses.replace(
+                    base,
                     workers=1,
                     threads=40,
                     pool_size=5,
@@ -229,51 +500,26 @@ def main() -> None:
                     keep_alive_s=5,
                     limit_concurrency=None,
                 ),
-                "now": ServeConfig(**common, workers=args.workers, threads=args.threads),
+                "now": dataclasses.replace(base, workers=args.workers, threads=args.threads),
             }
-            results: dict[tuple[str, str, int], Result] = {}
-            logs = {}
             for side, cfg in sides.items():
-                server = Server(cfg)
-                try:
-                    for route, paths in routes(args.tokens).items():
-                        for n in CLIENTS:
-                            results[side, route, n] = asyncio.run(
-                                _load(server.port, paths, n, args.seconds)
-                            )
-                finally:
-                    logs[side] = server.stop()
+                servers[side] = Server(cfg)
+            results = interleave(
+                load,
+                servers,
+                pg_pid,
+                {r: paths[r] for r in names},
+                args.rounds,
+                args.warm,
+                args.seconds,
+            )
         finally:
+            load.close()
+            for side, server in servers.items():
+                logs[side] = server.stop()
             pg.stop()
 
-    now_cfg = sides["now"]
-    print(
-        f"bench_api: {args.tokens} tokens, {args.seconds:g} s per level, {os.cpu_count()} CPUs; "
-        f"previous = 1 process x 40 threads, pool 5+5, h11; now = {now_cfg.workers} processes "
-        f"x {now_cfg.threads} threads, pool {now_cfg.threads}+2 each, guarded h11"
-    )
-    head = (
-        f"{'route':<10}{'clients':>8} | {'previous req/s':>14}{'p50':>8}{'p95':>8}{'p99':>8}"
-        f" | {'now req/s':>10}{'p50':>8}{'p95':>8}{'p99':>8} | {'now/prev':>8}{'errors':>8}"
-    )
-    print(head)
-    print("-" * len(head))
-    for route in routes(args.tokens):
-        for n in CLIENTS:
-            a, b = results["previous", route, n], results["now", route, n]
-            print(
-                f"{route:<10}{n:>8} | {a.rps:>14.0f}{a.p50:>8.1f}{a.p95:>8.1f}{a.p99:>8.1f}"
-                f" | {b.rps:>10.0f}{b.p50:>8.1f}{b.p95:>8.1f}{b.p99:>8.1f}"
-                f" | {b.rps / max(a.rps, 1e-9):>8.2f}{f'{a.errors}/{b.errors}':>8}"
-            )
-    print("latencies in ms; errors: non-200 or lost connections, previous/now")
-    for route in routes(args.tokens):
-        r10, r50 = results["now", route, 10], results["now", route, 50]
-        verdict = "holds" if r50.rps >= r10.rps else "FALLS"
-        print(
-            f"now, {route}: 50 clients {r50.rps:.0f} req/s vs 10 clients {r10.rps:.0f} "
-            f"({verdict}); p99 at 50: {r50.p99:.0f} ms"
-        )
+    report(results, names, sides, args)
     for side, text in logs.items():
         if "Traceback" in text:
             print(f"{side}: the server logged a traceback:\n{text[-2000:]}")
