@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from store.models import (
     Embedding,
     Media,
+    Token,
 )
 
 
@@ -347,6 +348,24 @@ def grouped_vectors(
 def image(session: Session, sha256: str) -> tuple[bytes, str] | None:
     row = session.execute(select(Media.content, Media.mime).where(Media.sha256 == sha256)).first()
     return None if row is None else (bytes(row.content), row.mime)
+
+
+def collection_images(
+    session: Session, contracts: Sequence[str], *, limit: int | None = None
+) -> list[tuple[str, int, Any, bytes]]:
+    """``(contract, token id, attributes, image bytes)`` of every token of the given collections
+    whose image is stored, in token order; ``limit`` caps each collection."""
+    out: list[tuple[str, int, Any, bytes]] = []
+    for contract in dict.fromkeys(c.lower() for c in contracts):
+        query = (
+            select(Token.token_id, Token.attributes, Media.content)
+            .join(Media, Media.sha256 == Token.image_sha256)
+            .where(Token.contract == contract)
+            .order_by(Token.token_id)
+            .limit(limit)
+        )
+        out += [(contract, int(t), a, bytes(c)) for t, a, c in session.execute(query)]
+    return out
 
 
 def embedding_of(session: Session, sha256: str, extractor: str | None) -> Embedding | None:
