@@ -37,6 +37,9 @@ def test_ids_are_listed() -> None:
         "vgg19-fc7-v1",
         "resnet50-v1",
         "nft-ssl-v1",
+        "nft-ssl-v2",
+        "clip-vit-b32-v1",
+        "dinov2-vits14-v1",
     ]
     with pytest.raises(ValueError, match="unknown extractor"):
         get_extractor("nope-v1")

@@ -5,10 +5,12 @@
 
 Ids: ``raw-rgb-v1`` and ``gradient-v1`` (the blog's direct methods), ``effnet-lite0-v1`` (the
 offline pretrained default), ``vgg16-fc7-v1``, ``vgg19-fc7-v1``, ``resnet50-v1`` (torchvision
-weights from the torch hub cache or ``weights_dir``), ``nft-ssl-v1`` (our own CNN trained
-label-free on NFT art; its weights ship in the package). Any CNN id with the suffix ``:random``
-(``effnet-lite0-v1:random``) builds the same network with seeded random weights: the control
-for "is it the training or just the architecture?".
+weights from the torch hub cache or ``weights_dir``), ``nft-ssl-v1`` and ``nft-ssl-v2`` (our
+own CNN trained label-free on NFT art; their weights ship in the package), ``clip-vit-b32-v1``
+and ``dinov2-vits14-v1`` (modern backbones for users who can download their weights; see
+:mod:`nftvision.extractors.modern`). Any CNN id with the
+suffix ``:random`` (``effnet-lite0-v1:random``) builds the same network with seeded random
+weights: the control for "is it the training or just the architecture?".
 
 torch is imported only when a CNN extractor is built.
 """
@@ -40,12 +42,13 @@ _DIRECT: dict[str, type[RawRGB] | type[ColourGradient]] = {
     ColourGradient.name: ColourGradient,
 }
 _CNN = ("effnet-lite0-v1", "vgg16-fc7-v1", "vgg19-fc7-v1", "resnet50-v1")
-_LEARNED = "nft-ssl-v1"
+_LEARNED = ("nft-ssl-v1", "nft-ssl-v2")
+_MODERN = ("clip-vit-b32-v1", "dinov2-vits14-v1")
 
 
 def available_extractors() -> list[str]:
     """Every extractor id, direct methods first."""
-    return [*_DIRECT, *_CNN, _LEARNED]
+    return [*_DIRECT, *_CNN, *_LEARNED, *_MODERN]
 
 
 def get_extractor(
@@ -72,16 +75,38 @@ def get_extractor(
         base, random_weights = name[: -len(RANDOM_SUFFIX)], True
     if base in _DIRECT and not random_weights:
         return _DIRECT[base]()
-    if base == _LEARNED:
+    if base in _LEARNED:
         from nftvision.extractors import learned
         from nftvision.extractors.cnn import resolve_device
 
         ssl = learned.build_nft_ssl(
-            device=resolve_device(device), weights_dir=weights_dir, random_weights=random_weights
+            device=resolve_device(device),
+            version=base,
+            weights_dir=weights_dir,
+            random_weights=random_weights,
         )
         if random_weights:
             ssl.name = name
         return ssl
+    if base in _MODERN:
+        from nftvision.extractors import cnn, modern
+
+        build = modern.build_clip if base == modern.CLIP_NAME else modern.build_dinov2
+        options = {
+            "device": cnn.resolve_device(device),
+            "weights_dir": weights_dir,
+            "precision": precision,
+            "optimize": "eager" if optimize == "auto" else optimize,
+        }
+        try:
+            ext_modern = build(random_weights=random_weights, **options)  # type: ignore[arg-type]
+        except MissingWeights:
+            if not allow_random:
+                raise
+            ext_modern = build(random_weights=True, **options)  # type: ignore[arg-type]
+        if random_weights:
+            ext_modern.name = name
+        return ext_modern
     if base not in _CNN:
         raise ValueError(f"unknown extractor {name!r}; known: {', '.join(available_extractors())}")
 
