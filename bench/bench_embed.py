@@ -8,7 +8,9 @@ after its first images; here ``warm_up`` compiles it up front and its seconds ar
 (a) the same extractor kept eager (``optimize="eager"``), (b) a naive per-image fp32 loop, the
 img2vec way, and (c) the machine's own dense matmul roofline in bf16 and fp32, using the model's
 FLOPs per image (counted on the eager fp32 network with torch's FlopCounterMode). ResNet50/VGG run
-with random weights when theirs are absent: the FLOPs and speed are the same.
+with random weights when theirs are absent: the FLOPs and speed are the same. The learned
+``nft-ssl-v2`` (a 4-block CNN at 48 px, fp32, eager: there is nothing to compile or cast worth
+the trouble at its size) is measured the same way, its "eager" column being itself.
 
 The machine may be shared: the three ways take turns for ``--rounds`` rounds and each keeps its
 best round; the roofline is the better of a measurement before and one after.
@@ -28,6 +30,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from nftvision.datasets import load_cryptopunks
 from nftvision.extractors import get_extractor
 from nftvision.extractors.cnn import CnnExtractor, Optimize, Precision
+from nftvision.extractors.learned import NftSsl
+from nftvision.preprocess import batch_square
+from nftvision.ssl.model import INPUT_SIZE
 
 
 def seconds(fn: Callable[[], object]) -> float:
@@ -119,6 +124,29 @@ def measure(name: str, images: list[Image.Image], batch_size: int, rounds: int) 
     return Row(name, dtype, path, warm, got, model_flops(ext))
 
 
+def measure_learned(name: str, images: list[Image.Image], batch_size: int, rounds: int) -> Row:
+    ext = get_extractor(name)
+    assert isinstance(ext, NftSsl)
+    few = images[: max(8, len(images) // 8)]
+
+    def naive() -> None:
+        for im in few:
+            ext.embed([im])
+
+    got = rates(
+        {
+            "fast": (lambda: ext.embed(images, batch_size=batch_size), len(images)),
+            "naive": (naive, len(few)),
+        },
+        rounds,
+    )
+    got["eager"] = got["fast"]
+    x = torch.from_numpy(batch_square(images[:1], INPUT_SIZE)).permute(0, 3, 1, 2).float() / 255
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        ext.model.grid(x) if ext.grid else ext.model(x)
+    return Row(name, "fp32", "eager", 0.0, got, float(counter.get_total_flops()))
+
+
 def rooflines() -> dict[torch.dtype, float]:
     return {dtype: matmul_flops(dtype) for dtype in (torch.bfloat16, torch.float32)}
 
@@ -130,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--extractor", action="append", default=None)
     args = ap.parse_args(argv)
-    names = args.extractor or ["effnet-lite0-v1", "resnet50-v1:random"]
+    names = args.extractor or ["effnet-lite0-v1", "resnet50-v1:random", "nft-ssl-v2"]
     images = [p.image for p in load_cryptopunks()[: args.images]]
 
     before = rooflines()
-    rows = [measure(name, images, args.batch_size, args.rounds) for name in names]
+    rows = [
+        (measure_learned if name.startswith("nft-ssl") else measure)(
+            name, images, args.batch_size, args.rounds
+        )
+        for name in names
+    ]
     after = rooflines()  # the machine's peak is the better of the two
     roof_bf16, roof_fp32 = (max(before[d], after[d]) for d in (torch.bfloat16, torch.float32))
     print(

@@ -1,13 +1,14 @@
-"""Pixels, ImageNet features and the NFT-trained nft-ssl-v1, side by side, inside collections.
+"""Pixels, ImageNet features and the NFT-trained nft-ssl extractors, side by side, inside
+collections.
 
     python bench/similarity_ssl.py --moonbirds DATA/moonbirds-10k [--per-group 300] [--json]
 
-Only HELD-OUT tokens (:mod:`nftvision.ssl.holdout`; nft-ssl-v1 never trained on them) are
+Only HELD-OUT tokens (:mod:`nftvision.ssl.holdout`; nft-ssl never trained on them) are
 embedded. Groupings: CryptoPunks by type and by accessory count, Moonbirds by Body, Eyes and
 Headwear; groups under ``--min-group`` tokens are dropped, larger ones sampled (seeded) to
 ``--per-group``. Per extractor and grouping: centred d′ and balanced 1-NN accuracy
 (:func:`nftvision.similarity.analyse`) and group-balanced mAP@10 of trait-sharing neighbours
-(:func:`nftvision.ssl.evaluate.map_at_k`). ``nft-ssl-v1:random`` is the same network untrained.
+(:func:`nftvision.ssl.evaluate.map_at_k`). ``nft-ssl-v2:random`` is the same network untrained.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from nftvision.similarity import analyse
 from nftvision.ssl.data import Token, folder_tokens, punk_tokens, trait_values
 from nftvision.ssl.evaluate import map_at_k
 
-EXTRACTORS = ("raw-rgb-v1", "gradient-v1", "effnet-lite0-v1", "nft-ssl-v1", "nft-ssl-v1:random")
+EXTRACTORS = (
+    "raw-rgb-v1",
+    "gradient-v1",
+    "effnet-lite0-v1",
+    "nft-ssl-v1",
+    "nft-ssl-v2",
+    "nft-ssl-v2:random",
+)
 
 
 def _accessories(t: Token) -> str:
