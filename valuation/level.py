@@ -75,9 +75,17 @@ class HedonicLevel:
         adjusted = f.log_prices - self._premium_of_sales(premium)
         return rolling_level(adjusted, f.visible[:m], params.n_sales, params.min_sales)
 
-    def premia(self, t: float, params: LevelParams, start: np.ndarray | None = None) -> np.ndarray:
+    def premia(
+        self,
+        t: float,
+        params: LevelParams,
+        start: np.ndarray | None = None,
+        *,
+        every_token: bool = False,
+    ) -> np.ndarray:
         """Trait premia fit on the sales strictly before time ``t``; from ``start`` (last
-        week's premia) one round of the level/premia alternation is enough."""
+        week's premia) one round of the level/premia alternation is enough. Premia are
+        computed for the tokens that sold (``every_token``: for every row of ``features``)."""
         f = self.frame
         m = f.count_before(t)
         premium = np.zeros(len(self.features)) if start is None else start
@@ -91,14 +99,60 @@ class HedonicLevel:
             w = 0.5 ** ((t - f.times[keep]) / params.half_life_days)
             model = fit_ridge(self.features[self.positions[keep]], rel, params.ridge_alpha, w)
             premium = np.zeros(len(self.features))
-            premium[self._sold] = model.decision(self.features[self._sold])
+            rows = np.arange(len(self.features)) if every_token else self._sold
+            premium[rows] = model.decision(self.features[rows])
             premium -= float(np.average(premium[self.positions[keep]], weights=w))
         return premium
 
-    def predict(self, lo: int, hi: int, params: LevelParams) -> np.ndarray:
+    def type_levels(
+        self, premium: np.ndarray, params: LevelParams, lo: int, hi: int, groups: np.ndarray
+    ) -> np.ndarray:
+        """For each sale ``[lo, hi)``: the median of the last ``n_sales`` adjusted log prices of
+        earlier blocks in the sale's own group (the punk's type), NaN below ``min_sales``."""
+        f = self.frame
+        adjusted = f.log_prices - self._premium_of_sales(premium)
+        out = np.full(hi - lo, np.nan)
+        for g in np.unique(groups[lo:hi]):
+            members = np.nonzero(groups == g)[0]
+            here = np.nonzero(groups[lo:hi] == g)[0] + lo
+            seen = np.searchsorted(members, f.visible[here], side="left")  # group sales seen
+            lev = rolling_level(adjusted[members], seen, params.n_sales, params.min_sales)
+            out[here - lo] = lev
+        return out
+
+    def value_tokens(
+        self,
+        t: float,
+        params: LevelParams,
+        groups: np.ndarray | None = None,
+        token_groups: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Every token's log price at time ``t`` from the sales strictly before it: the level
+        (that of the token's group, with ``groups`` per sale and ``token_groups`` per token)
+        plus the token's premium; NaN where the level is unknown."""
+        f = self.frame
+        m = f.count_before(t)
+        premium = self.premia(t, params, every_token=True)
+        adjusted = f.log_prices[:m] - self._premium_of_sales(premium)[:m]
+        if groups is None or token_groups is None:
+            return (
+                rolling_level(adjusted, np.array([m]), params.n_sales, params.min_sales)[0]
+                + premium
+            )
+        out = np.full(len(self.features), np.nan)
+        for g in np.unique(token_groups):
+            own = adjusted[groups[:m] == g]
+            lev = rolling_level(own, np.array([len(own)]), params.n_sales, params.min_sales)[0]
+            out[token_groups == g] = lev + premium[token_groups == g]
+        return out
+
+    def predict(
+        self, lo: int, hi: int, params: LevelParams, groups: np.ndarray | None = None
+    ) -> np.ndarray:
         """Log price predictions for sales ``[lo, hi)``: premia refit every ``refit_days`` from
         the first of them on, the level from every sale of an earlier block (inside the range
-        too)."""
+        too). With ``groups`` (one label per sale, e.g. the punk's type), the level is that of
+        the sale's own group: a type whose market moves apart from the rest keeps its own."""
         f = self.frame
         out = np.full(hi - lo, np.nan)
         k = lo
@@ -107,7 +161,10 @@ class HedonicLevel:
             start = float(f.times[k])
             stop = min(hi, max(k + 1, f.count_before(start + params.refit_days)))
             premium = self.premia(start, params, premium)
-            lev = self.levels(premium, params, stop)[k:stop]
+            if groups is None:
+                lev = self.levels(premium, params, stop)[k:stop]
+            else:
+                lev = self.type_levels(premium, params, k, stop, groups)
             out[k - lo : stop - lo] = lev + self._premium_of_sales(premium)[k:stop]
             k = stop
         return out
