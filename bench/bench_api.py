@@ -259,7 +259,9 @@ class Server:
 
 
 def _tree_cpu(*roots: int) -> dict[int, float]:
-    """CPU seconds (user + system) of processes and their descendants, by pid."""
+    """CPU seconds of processes and their descendants, by pid: each one's own (user + system)
+    and that of its children that have exited (a pool's overflow connection is a Postgres
+    backend that lives for one request, counted in the postmaster once it is reaped)."""
     procs = []
     for root in roots:
         try:
@@ -271,7 +273,7 @@ def _tree_cpu(*roots: int) -> dict[int, float]:
     for p in procs:
         try:
             t = p.cpu_times()
-            out[p.pid] = t.user + t.system
+            out[p.pid] = t.user + t.system + t.children_user + t.children_system
         except psutil.NoSuchProcess:
             pass
     return out
