@@ -774,8 +774,8 @@ def _distinct_at(
     matrix = fill_missing(np.column_stack([columns[x] for x in names]))
     model = matrix @ weights[[list(inputs).index(x) for x in names]]
     out: dict[str, Any] = {"tokens": len(valued), MODEL: distinct_share(np.exp(model), digits)}
-    for j, x in enumerate(names):
-        out[x] = distinct_share(np.exp(matrix[:, j]), digits)
+    for x in names:  # each input as it stands (the previous day may have had no sale)
+        out[x] = distinct_share(np.exp(columns[x]), digits)
     return out
 
 
