@@ -18,6 +18,7 @@ from nftwatch.cli import cli
 from nftwatch.cli.importer import CRYPTOPUNKS_ADDRESS
 
 PUNKS = 200
+SIMILARITY = ["similarity", "--collection", CRYPTOPUNKS_ADDRESS, "--extractor", "gradient-v1"]
 
 
 @pytest.fixture
@@ -35,9 +36,7 @@ def imported(db_url: str, tmp_path) -> dict[str, str]:
 def _similarity(env: dict[str, str], *args: str) -> dict:
     result = CliRunner().invoke(
         cli,
-        ["similarity", "--collection", CRYPTOPUNKS_ADDRESS, "--extractor", "gradient-v1"]
-        + list(args)
-        + ["--json"],
+        [*SIMILARITY, *args, "--json"],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -69,16 +68,16 @@ def test_train_extractor_from_stored_images_leaves_the_held_out_ones(
     imported: dict[str, str], tmp_path
 ) -> None:
     assert holdout_name(CRYPTOPUNKS_ADDRESS.upper().replace("0X", "0x")) == "cryptopunks"
-    out = tmp_path / "w" / "nft-ssl-v2.pt"
+    out = tmp_path / "w" / "nft-ssl-v1.pt"
     args = ["train-extractor", "--collection", CRYPTOPUNKS_ADDRESS, "--epochs", "1"]
     args += ["--batch-size", "32", "--out", str(out), "--json"]
     result = CliRunner().invoke(cli, args, env=imported)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     trained = sum(not is_held_out("cryptopunks", i) for i in range(PUNKS))
-    assert summary["images"] == trained and summary["version"] == "nft-ssl-v2"
+    assert summary["images"] == trained and summary["version"] == "nft-ssl-v1"
     meta = json.loads(sidecar_path(out).read_text())
-    assert meta["sha256"] == sha256_file(out) and meta["version"] == "nft-ssl-v2"
+    assert meta["sha256"] == sha256_file(out) and meta["version"] == "nft-ssl-v1"
     assert meta["data"]["collections"] == {"cryptopunks": trained}
 
     unknown = "0x" + "ab" * 20

@@ -1,9 +1,10 @@
 """``nft-ssl-v1`` and ``nft-ssl-v2``: the CNN trained label-free on NFT art (:mod:`nftvision.ssl`).
 
-Their weights ship in the package (``nftvision/weights/{version}.pt`` with a JSON sidecar saying
-how they were made); a ``{version}.pt`` in ``weights_dir`` is used instead when present, so a
-user can embed with weights they trained themselves (``nftwatch train-extractor``). v1 stores
-the pooled 128-d embedding, v2 the last block's 3×3 map (1,152-d; see :mod:`nftvision.ssl.model`).
+Both read one network, whose weights ship in the package (``nftvision/weights/nft-ssl-v1.pt``
+with a JSON sidecar saying how they were made); a ``nft-ssl-v1.pt`` in ``weights_dir`` is used
+instead when present, so a user can embed with weights they trained themselves (``nftwatch
+train-extractor``). v1 stores the pooled 128-d embedding, v2 the third block's 6×6 map (4,608-d;
+see :mod:`nftvision.ssl.model`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ NAME = VERSION
 FILE_NAME = f"{NAME}.pt"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = WEIGHTS_DIR / FILE_NAME
-SHIPPED_V2 = WEIGHTS_DIR / f"{VERSION_2}.pt"
 
 
-def find_ssl_weights(weights_dir: Path | None, version: str = VERSION) -> Path | None:
-    name = f"{version}.pt"
-    for candidate in ([weights_dir / name] if weights_dir else []) + [WEIGHTS_DIR / name]:
+def find_ssl_weights(weights_dir: Path | None) -> Path | None:
+    for candidate in ([weights_dir / FILE_NAME] if weights_dir else []) + [SHIPPED]:
         if candidate.is_file():
             return candidate
     return None
@@ -38,7 +37,7 @@ def find_ssl_weights(weights_dir: Path | None, version: str = VERSION) -> Path |
 
 class NftSsl:
     """White composite, 48×48 (NEAREST for pixel art), the network's embedding (v1) or its
-    last block's map (v2), unit rows."""
+    third block's map (v2), unit rows."""
 
     def __init__(self, model: SslNet, weights: str, device: torch.device, name: str = NAME) -> None:
         self.name = name
@@ -48,7 +47,7 @@ class NftSsl:
         self.model = model.to(device).eval()
         self.device = device
         self.weights = weights
-        readout = "-grid3" if self.grid else ""
+        readout = "-block3" if self.grid else ""
         self.preprocess_version = f"{COMPOSITE_VERSION}-square{INPUT_SIZE}-box-m0.5-s0.5{readout}"
 
     def embed(self, images: Sequence[Image.Image], *, batch_size: int = 256) -> np.ndarray:
@@ -81,9 +80,9 @@ def build_nft_ssl(
     if random_weights:
         torch.manual_seed(seed)
         return NftSsl(SslNet(), f"random-init:seed{seed}", device, version)
-    path = weights_file or find_ssl_weights(weights_dir, version)
+    path = weights_file or find_ssl_weights(weights_dir)
     if path is None or not path.is_file():
         raise MissingWeights(
-            f"{version}: no weights file {version}.pt (train one: nftwatch train-extractor)"
+            f"{version}: no weights file {FILE_NAME} (train one: nftwatch train-extractor)"
         )
     return NftSsl(load_weights(path, device), f"sha256:{sha256_file(path)[:16]}", device, version)

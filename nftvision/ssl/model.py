@@ -4,9 +4,9 @@ Sized for two CPU cores: one 3×3 conv per block (BatchNorm, ReLU, 2×2 max-pool
 a 2×2 average pool that keeps coarse layout (a hat is on top) and a linear layer to the
 embedding. The projection head exists for the contrastive loss only (SimCLR's finding: the
 features before it transfer better). nft-ssl-v1 stores the embedding; nft-ssl-v2 stores the
-last block's 3×3 map itself (:meth:`SslNet.grid`, 1,152-d): collections draw every token in one
-pose, so *where* a feature sits (a pattern on the belly, a hat on top) is part of the trait, and
-the pooled embedding blurs it.
+third block's 6×6 map of the same trained network (:meth:`SslNet.grid`, 4,608-d): collections
+draw every token in one pose, so *where* a part sits (a pattern on the belly, a hat on top) is
+part of the trait, and the pooled embedding blurs it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 INPUT_SIZE = 48
 EMBED_DIM = 128
-GRID_DIM = 128 * 3 * 3
+GRID_DIM = 128 * 6 * 6  # the third block's channels × its 6×6 map
 CHANNELS = (32, 64, 128, 128)
 # inputs in [0, 1] are mapped to [-1, 1]
 MEAN = 0.5
@@ -56,9 +56,9 @@ class SslNet(nn.Module):
         return self.embed(self.features((x - MEAN) / STD))
 
     def grid(self, x: torch.Tensor) -> torch.Tensor:
-        """The last conv block's map, flattened: ``(n, 128 * 3 * 3)``."""
+        """The third conv block's map, flattened: ``(n, 128 * 6 * 6)``."""
         h = (x - MEAN) / STD
-        for block in self.features[: len(CHANNELS)]:
+        for block in self.features[:3]:
             h = block(h)
         return h.flatten(1)
 

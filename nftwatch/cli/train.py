@@ -1,5 +1,5 @@
-"""``nftwatch train-extractor``: fit ``nft-ssl-v2`` (or v1) label-free to image folders, the
-CryptoPunks and the stored images of watched collections."""
+"""``nftwatch train-extractor``: fit the network of ``nft-ssl-v1`` and ``nft-ssl-v2`` label-free
+to image folders, the CryptoPunks and the stored images of watched collections."""
 
 from __future__ import annotations
 
@@ -67,12 +67,9 @@ def train_extractor(
         list[str] | None,
         typer.Option(help="Also train on a stored collection's images (contract; repeatable)."),
     ] = None,
-    version: Annotated[
-        str, typer.Option(help="The recipe: nft-ssl-v2 (the default extractor) or nft-ssl-v1.")
-    ] = "nft-ssl-v2",
-    out: Annotated[
-        Path | None, typer.Option(help="The weights file to write (and its .json); VERSION.pt.")
-    ] = None,
+    out: Annotated[Path, typer.Option(help="The weights file to write (and its .json).")] = Path(
+        "nft-ssl-v1.pt"
+    ),
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the recipe's.")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 256,
     seed: Annotated[int, typer.Option(help="Seeds initialisation, order and views.")] = 0,
@@ -82,10 +79,11 @@ def train_extractor(
     ] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the nft-ssl extractor without labels and write a versioned weights file.
+    """Train the nft-ssl network without labels and write a versioned weights file.
 
-    A fixed, seeded share of every collection is held out and never trained on. Use the
-    result with NFTWATCH_WEIGHTS_DIR pointing at its folder (file name VERSION.pt).
+    A fixed, seeded share of every collection is held out and never trained on. nft-ssl-v1 and
+    nft-ssl-v2 both read the result with NFTWATCH_WEIGHTS_DIR pointing at its folder (file
+    name nft-ssl-v1.pt).
 
     Example: nftwatch train-extractor moonbirds=data/moonbirds-10k --cryptopunks
     """
@@ -95,11 +93,9 @@ def train_extractor(
     from nftvision.ssl.data import images, training_set
     from nftvision.ssl.model import INPUT_SIZE
     from nftvision.ssl.palette import palettise
-    from nftvision.ssl.train import RECIPES, recipe, save_weights, train
+    from nftvision.ssl.train import VERSION, recipe, save_weights, train
     from nftwatch.cli.progress import ProgressReport
 
-    if version not in RECIPES:
-        raise typer.BadParameter(f"known: {', '.join(RECIPES)}", param_hint="--version")
     if threads:
         torch.set_num_threads(threads)
     specs = [_folder_spec(f) for f in folders or []]
@@ -114,8 +110,8 @@ def train_extractor(
     changes["device"] = str(resolve_device(device))
     if epochs is not None:
         changes["epochs"] = epochs
-    config = recipe(version, **changes)
-    target = out or Path(f"{version}.pt")
+    config = recipe(VERSION, **changes)
+    target = out
     started = time.monotonic()
     with ProgressReport("steps", 1) as bar:
 
@@ -127,7 +123,7 @@ def train_extractor(
         result = train(paletted, config, report)
     digest = save_weights(target, result, config, data)
     summary = {
-        "version": version,
+        "version": config.version,
         "weights": str(target),
         "sha256": digest,
         "images": len(tokens),
