@@ -72,7 +72,7 @@ def find_modern_weights(
 
 
 def _missing(name: str, file_name: str, repo: str, hub_file: str, weights_dir: Path | None) -> str:
-    where = f"{weights_dir}/{file_name}" if weights_dir else f"WEIGHTS_DIR/{file_name}"
+    where = f"{weights_dir}/{file_name}" if weights_dir else f"TORCHVISION_WEIGHTS_DIR/{file_name}"
     return (
         f"{name} needs {repo}/{hub_file}: put it at {where} or in the Hugging Face cache "
         f"({hf_cache_dir()})"

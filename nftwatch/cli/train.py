@@ -82,7 +82,7 @@ def train_extractor(
     """Train the nft-ssl network without labels and write a versioned weights file.
 
     A fixed, seeded share of every collection is held out and never trained on. nft-ssl-v1 and
-    nft-ssl-v2 both read the result with NFTWATCH_WEIGHTS_DIR pointing at its folder (file
+    nft-ssl-v2 both read the result with TORCHVISION_WEIGHTS_DIR pointing at its folder (file
     name nft-ssl-v1.pt).
 
     Example: nftwatch train-extractor moonbirds=data/moonbirds-10k --cryptopunks
