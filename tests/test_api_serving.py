@@ -1,15 +1,18 @@
 """The live server against slow and vanishing clients: a request whose headers never finish
 is answered 408 and closed (slowloris), a connection that never sends one is closed, and every
-closed connection is logged with its cause; and on a host so busy that its workers are slow to
-start, they are waited for, not killed and restarted."""
+closed connection is logged with its cause; on a host so busy that its workers are slow to
+start, they are waited for, not killed and restarted; and connections that arrive together are
+spread over the workers."""
 
 from __future__ import annotations
 
 import socket
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.support.api import config, live_api
@@ -30,6 +33,15 @@ def wait_for_log(api: object, *needles: str) -> str:
         text = api.log_text()  # type: ignore[attr-defined]
         if any(n in text for n in needles):
             return str(text)
+        time.sleep(0.1)
+    return str(api.log_text())  # type: ignore[attr-defined]
+
+
+def wait_for_workers(api: object, count: int) -> str:
+    for _ in range(600):
+        log = str(api.log_text())  # type: ignore[attr-defined]
+        if log.count("Application startup complete") >= count or "died" in log:
+            return log
         time.sleep(0.1)
     return str(api.log_text())  # type: ignore[attr-defined]
 
@@ -89,10 +101,33 @@ def test_workers_slow_to_start_are_waited_for_not_restarted(
     cfg = config(db_url, [KEY], workers=2)
     with live_api(cfg, startup_s=120) as api:
         assert httpx.get(f"{api.base}/healthz", timeout=10).status_code == 200
-        for _ in range(600):  # the first worker answered; the second may still be waking
-            log = api.log_text()
-            if log.count("Application startup complete") == 2 or "died" in log:
-                break
-            time.sleep(0.1)
+        log = wait_for_workers(api, 2)  # the first worker answered; the second may be waking
     assert "died" not in log, log
     assert log.count("Application startup complete") == 2, log
+
+
+def test_connections_that_arrive_together_are_spread_over_the_workers(db_url: str) -> None:
+    # on one shared socket the first worker to wake accepts every pending connection; with a
+    # socket per worker the kernel spreads them (by address: 10+ of 50 each, all but surely)
+    cfg = config(db_url, [KEY], workers=2)
+    with live_api(cfg) as api:
+        wait_for_workers(api, 2)  # a worker still starting listens on nothing yet
+        clients = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(50)]
+        try:
+            for c in clients:
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            for c in clients:
+                c.settimeout(60)
+                assert c.recv(100).startswith(b"HTTP/1.1 200")
+            per_worker = Counter(
+                c.pid
+                for c in psutil.net_connections("tcp")
+                if c.laddr and c.laddr.port == api.port and c.status == psutil.CONN_ESTABLISHED
+            )
+        finally:
+            for c in clients:
+                c.close()
+        log = api.log_text()
+    assert sum(per_worker.values()) == 50
+    assert len(per_worker) == 2 and min(per_worker.values()) >= 10, per_worker
+    assert "one socket per worker (2)" in log

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fcntl
 import json
 import logging
 import os
+import socket
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from fastapi import FastAPI
+from uvicorn.supervisors import multiprocess
 
 from nftwatch.api.auth import key_hash
 
@@ -51,6 +56,8 @@ class ServeConfig:
     # 5 s is shorter than a spawn and its imports take on a busy host, where it then kills and
     # restarts every worker for ever; a worker that is really hung is found this much later
     worker_healthcheck_s: int = 60
+    # several workers: a listening socket each (SO_REUSEPORT), so the kernel balances them
+    own_sockets: bool = True
 
     @staticmethod
     def hashes_of(keys: Sequence[str]) -> tuple[str, ...]:
@@ -134,19 +141,94 @@ def serve(cfg: ServeConfig, host: str, port: int) -> None:
 
         configure(cfg.header_timeout_s)
         http = GuardedH11Protocol
-    uvicorn.run(
-        "nftwatch.api.serve:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=cfg.workers,
-        http=http,
-        timeout_keep_alive=cfg.keep_alive_s,
-        limit_concurrency=cfg.limit_concurrency,
-        timeout_graceful_shutdown=10,
-        timeout_worker_healthcheck=cfg.worker_healthcheck_s,
-        log_level=cfg.log_level.lower(),
-        log_config=log_config(cfg.log_level),
-        access_log=False,
-        lifespan="on",
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": cfg.workers,
+        "http": http,
+        "timeout_keep_alive": cfg.keep_alive_s,
+        "limit_concurrency": cfg.limit_concurrency,
+        "timeout_graceful_shutdown": 10,
+        "timeout_worker_healthcheck": cfg.worker_healthcheck_s,
+        "log_level": cfg.log_level.lower(),
+        "log_config": log_config(cfg.log_level),
+        "access_log": False,
+        "lifespan": "on",
+    }
+    factory = "nftwatch.api.serve:app_from_environment"
+    if cfg.workers > 1 and cfg.own_sockets and hasattr(socket, "SO_REUSEPORT"):
+        _serve_on_own_sockets(uvicorn.Config(factory, **options), host, port)
+    else:
+        uvicorn.run(factory, **options)
+
+
+# ------------------------------------------------------------ one listening socket per worker
+#
+# On one shared listening socket, asyncio accepts every pending connection on one wake-up, so
+# clients that connect together land on one worker and stay there while kept alive (measured:
+# 50 connections split 50/0, 28/22, 43/7 between two workers); that worker is one core (its
+# GIL) while the others idle. With a socket per worker bound with SO_REUSEPORT the kernel
+# spreads connections over them by address. The sockets are made and held by the supervisor:
+# a worker that dies leaves its socket listening, and its connections wait in the backlog for
+# the worker that replaces it.
+
+_HELD: list[IO[str]] = []  # this worker's claim on its socket, held while it lives
+
+
+def _reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sockets: list[socket.socket] = []
+    for _ in range(count):
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        address = sock.getsockname()  # port 0: the others join the port the first one got
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
+
+
+def _claim_path(supervisor: int, index: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"nftwatch-api-{supervisor}-{index}.lock"
+
+
+def _claim(count: int) -> int | None:
+    """The index of a socket no live worker of this supervisor listens on (a lock on a file
+    per socket, which the kernel releases when its worker dies); None when all are taken."""
+    for index in range(count):
+        handle = _claim_path(os.getppid(), index).open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _HELD.append(handle)
+        return index
+    return None
+
+
+class OwnSocketProcess(multiprocess.Process):
+    """A uvicorn worker that listens on one of the supervisor's sockets only."""
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:
+        index = _claim(len(sockets)) if sockets else None
+        super().target(sockets if index is None or sockets is None else [sockets[index]])
+
+
+def _serve_on_own_sockets(config: Any, host: str, port: int) -> None:
+    sockets = _reuseport_sockets(host, port, config.workers)
+    bound = sockets[0].getsockname()
+    log.info("serving on %s:%s, one socket per worker (%d)", bound[0], bound[1], len(sockets))
+    # the supervisor builds its workers, and their replacements, from this name
+    multiprocess.Process = OwnSocketProcess  # type: ignore[misc]
+    try:
+        multiprocess.Multiprocess(config, sockets=sockets).run()
+    finally:
+        for index in range(len(sockets)):
+            _claim_path(os.getpid(), index).unlink(missing_ok=True)
+        for sock in sockets:
+            sock.close()
