@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             client.delete(*keys)
         client.close()
         pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average at the end {os.getloadavg()}")
     return 0
 
