@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from store.chain import token_key_sql
 from store.models import (
     Sale,
     Token,
@@ -141,11 +142,15 @@ def collection_stats(
 # The token's live on-chain ask: its latest public offer (to anyone) or withdrawal since it
 # last moved (a transfer or a sale ends an offer in the punks' market), and its live bid: the
 # latest bid or withdrawal, unless the bidder has bought the token since.
-_ONCHAIN_ORDERS = """
+_PARAM_KEY = "hashtextextended(CAST(:contract AS text) || CAST(:token_id AS numeric)::text, 0)"
+# Transfers are read through the per-token hash index (``token_key_sql``): a plain
+# (chain, contract, token) condition walks the chain's key backwards instead.
+_ONCHAIN_ORDERS = f"""
 WITH moved AS (
-  SELECT block_number, log_index FROM transfers
-  WHERE chain_id = :chain_id AND contract = :contract AND token_id = :token_id
-  ORDER BY block_number DESC, log_index DESC LIMIT 1
+  SELECT x.block_number, x.log_index FROM transfers x
+  WHERE {token_key_sql("x")} = {_PARAM_KEY}
+    AND x.chain_id = :chain_id AND x.contract = :contract AND x.token_id = :token_id
+  ORDER BY x.block_number DESC, x.log_index DESC LIMIT 1
 ), offer AS (
   SELECT l.kind, l.price_wei, l.account FROM listings l
   WHERE l.chain_id = :chain_id AND l.contract = :contract AND l.token_id = :token_id
@@ -218,7 +223,7 @@ class Ask:
 
 # Every token's live public on-chain offer (its latest offer or withdrawal, made after its
 # latest transfer) and its cheapest active off-chain listing; ``:ids`` NULL means every token.
-_LIVE_ASKS = """
+_LIVE_ASKS = f"""
 WITH latest AS (
   SELECT DISTINCT ON (l.token_id) l.token_id, l.kind, l.price_wei, l.account,
          l.block_number, l.log_index
@@ -232,7 +237,9 @@ SELECT o.token_id, o.price_wei, 'on-chain offer' AS venue FROM latest o
 WHERE o.kind = 'offered' AND o.account = '0x0000000000000000000000000000000000000000'
   AND o.price_wei > 0
   AND NOT EXISTS (SELECT 1 FROM transfers t
-                  WHERE t.chain_id = :chain_id AND t.contract = :contract
+                  WHERE {token_key_sql("t")}
+                        = hashtextextended(CAST(:contract AS text) || o.token_id::text, 0)
+                    AND t.chain_id = :chain_id AND t.contract = :contract
                     AND t.token_id = o.token_id
                     AND (t.block_number, t.log_index) > (o.block_number, o.log_index))
 UNION ALL
