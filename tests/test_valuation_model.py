@@ -51,7 +51,7 @@ def test_fitting_ignores_sales_after_the_cutoff(
 
 
 def test_versions_follow_the_data_cut(model: FittedModel) -> None:
-    assert model.model_version.startswith("punks-hedonic-knn-")
+    assert model.model_version.startswith("hedonic-knn-")
     assert len(model.model_version.rsplit("-", 1)[1]) == 12
 
 

@@ -41,7 +41,7 @@ from valuation.wash import clean_sales
 
 __all__ = ["FittedModel", "ModelParams", "Valuation", "fit"]
 
-MODEL_NAME = "punks-hedonic-knn"
+MODEL_NAME = "hedonic-knn"  # any collection with attributes gets its own fit
 
 
 @dataclass(frozen=True)
