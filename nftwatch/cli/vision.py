@@ -142,13 +142,23 @@ def similarity(
                             continue
                         for g in _trait_groups(attrs.get(tid), group_by):
                             members.setdefault(g, []).append(vec)
-                groups = {g: np.asarray(v, dtype=np.float32) for g, v in sorted(members.items())}
+                # a group of one has no within-group similarity to measure
+                groups = {
+                    g: np.asarray(v, dtype=np.float32)
+                    for g, v in sorted(members.items())
+                    if len(v) >= 2
+                }
             groups = {g: v[rng.permutation(len(v))[:sample]] for g, v in groups.items()}
             if len(groups) >= 2:
                 reports.append(analyse(groups, center=center, label=name))
                 x = np.concatenate(list(groups.values()))
                 labels = np.repeat(list(groups), [len(v) for v in groups.values()])
                 scores[name] = map_at_k(x, labels, 10)
+    if group_by is not None and not reports:
+        hint = " (or --all-tokens to count the trained-on ones too)" if held_out else ""
+        raise ValueError(
+            f"too few tokens to compare: no two groups by {group_by!r} with two tokens each{hint}"
+        )
     if plot and reports:
         plot_heatmaps(reports, plot)
     if as_json:
