@@ -14,11 +14,23 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from valuation.errors import Permanent
 
-__all__ = ["InvalidSalesData", "SaleRecord", "SkippedRow", "load_sales_csv", "parse_sales_rows"]
+__all__ = [
+    "InvalidSalesData",
+    "SaleRecord",
+    "SkippedRow",
+    "StoredSale",
+    "load_sales_csv",
+    "parse_sales_rows",
+    "priced_single_sales",
+]
+
+WEI = Decimal(10**18)
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -58,6 +70,52 @@ class SaleRecord:
     # where the chain shows them: the market, and the fees paid in ETH (0: a fee-less fill)
     marketplace: str | None = None
     fees_eth: float | None = None
+
+
+class StoredSale(Protocol):
+    """A sale as the store keeps it (prices in wei; ``price_eth_wei`` None where the currency
+    is not ether); read-only, so that any row with these attributes fits."""
+
+    @property
+    def block_time(self) -> datetime: ...
+    @property
+    def block_number(self) -> int: ...
+    @property
+    def token_id(self) -> Decimal: ...
+    @property
+    def price_eth_wei(self) -> Decimal | None: ...
+    @property
+    def fees_wei(self) -> Decimal: ...
+    @property
+    def bundle_size(self) -> int: ...
+    @property
+    def seller(self) -> str: ...
+    @property
+    def buyer(self) -> str: ...
+    @property
+    def tx_hash(self) -> str: ...
+    @property
+    def marketplace(self) -> str | None: ...
+
+
+def priced_single_sales(rows: Iterable[StoredSale]) -> list[SaleRecord]:
+    """Stored sales as the model reads them: priced in ether, one token each (a bundle's even
+    split says little of either token)."""
+    return [
+        SaleRecord(
+            time=r.block_time,
+            token_id=int(r.token_id),
+            price_eth=float(Decimal(r.price_eth_wei) / WEI),
+            seller=r.seller,
+            buyer=r.buyer,
+            tx_hash=r.tx_hash,
+            block=r.block_number,
+            marketplace=r.marketplace,
+            fees_eth=float(Decimal(r.fees_wei) / WEI),
+        )
+        for r in rows
+        if r.price_eth_wei is not None and r.price_eth_wei > 0 and r.bundle_size == 1
+    ]
 
 
 def _parse_time(text: str) -> datetime:

@@ -106,24 +106,9 @@ def token_traits(attrs: Any) -> dict[str, str]:
 
 
 def _load_sales(s: Session, chain_id: int, contract: str) -> list[Any]:
-    from valuation.sales import SaleRecord
+    from valuation.sales import priced_single_sales
 
-    return [
-        SaleRecord(
-            time=sale.block_time,
-            token_id=int(sale.token_id),
-            price_eth=float(Decimal(sale.price_eth_wei) / WEI),
-            seller=sale.seller,
-            buyer=sale.buyer,
-            tx_hash=sale.tx_hash,
-            block=sale.block_number,
-            marketplace=sale.marketplace,
-            fees_eth=float(Decimal(sale.fees_wei) / WEI),
-        )
-        for sale in market.collection_sales(s, chain_id, contract)
-        # priced in ether, one token each: a bundle's even split says little of either token
-        if sale.price_eth_wei is not None and sale.price_eth_wei > 0 and sale.bundle_size == 1
-    ]
+    return priced_single_sales(market.collection_sales(s, chain_id, contract))
 
 
 def _eth(wei: int | None) -> float | None:

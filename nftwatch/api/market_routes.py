@@ -24,7 +24,7 @@ from nftwatch.api.params import (
 from store import market, ops, tokens
 from valuation.index import daily_index
 from valuation.level import LevelParams
-from valuation.sales import SaleRecord
+from valuation.sales import priced_single_sales
 from valuation.traits import collection_traits
 
 WEI = Decimal(10**18)
@@ -56,26 +56,6 @@ class _IndexCache:
             self._items.move_to_end(key)
             while len(self._items) > INDEX_CACHE_SIZE:
                 self._items.popitem(last=False)
-
-
-def _records(sales: list[Any]) -> list[SaleRecord]:
-    """Sales as the model reads them: priced in ether, one token each (a bundle's even split
-    says little of either token)."""
-    return [
-        SaleRecord(
-            time=s.block_time,
-            token_id=int(s.token_id),
-            price_eth=float(Decimal(s.price_eth_wei) / WEI),
-            seller=s.seller,
-            buyer=s.buyer,
-            tx_hash=s.tx_hash,
-            block=s.block_number,
-            marketplace=s.marketplace,
-            fees_eth=float(Decimal(s.fees_wei) / WEI),
-        )
-        for s in sales
-        if s.price_eth_wei is not None and s.price_eth_wei > 0 and s.bundle_size == 1
-    ]
 
 
 def _ask(a: market.Ask | None) -> dict[str, Any] | None:
@@ -121,7 +101,9 @@ def router(factory: sessionmaker[Session]) -> APIRouter:
             key = (ref.chain_id, ref.contract, stamp, end, days)
             if (cached := cache.get(key)) is not None:
                 return cached
-            sales = _records(market.collection_sales(session, ref.chain_id, ref.contract))
+            sales = priced_single_sales(
+                market.collection_sales(session, ref.chain_id, ref.contract)
+            )
             attributes = market.collection_attributes(session, ref.chain_id, ref.contract)
             if end is None:
                 end = ops.database_now(session)
