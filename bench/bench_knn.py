@@ -4,7 +4,7 @@ against exact search, across all collections and within one, at 100,000 vectors.
     python bench/bench_knn.py [--n 100000] [--dim 1280] [--collections 10] [--queries 200]
                               [--m 16] [--ef-construction 64] [--ef-search 40,100,200]
                               [--bq-n 20000] [--bq-rerank 10,40] [--warmup 1000]
-                              [--rounds 3] [--shared-buffers 1GB]
+                              [--rounds 3] [--shared-buffers 2GB]
 
 Vectors are synthetic and clustered (``--centres`` Gaussian centres, each vector a centre plus
 noise, L2-normalised), the shape of pooled CNN features of a few visual families; they are spread
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bq-rerank", default="10,40")
     ap.add_argument("--warmup", type=int, default=1000, help="other queries, to warm the cache")
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds; the best p95 is kept")
-    ap.add_argument("--shared-buffers", default="1GB", help="as docker-compose.yml sets it")
+    ap.add_argument("--shared-buffers", default="2GB", help="as docker-compose.yml sets it")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
 
