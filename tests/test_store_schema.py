@@ -85,8 +85,14 @@ def test_per_token_transfer_lookups_use_the_token_index(db_url: str) -> None:
             )
         ).scalars()
         plan_text = "\n".join(plan)
+        # partitions an earlier test made and left empty cost nothing, whatever their plan
+        holding = set(
+            conn.execute(text("SELECT DISTINCT tableoid::regclass::text FROM transfers")).scalars()
+        )
+        scans = re.findall(r"(?:Index (?:Only )?Scan using (\w+)|Seq Scan) on (\w+)", plan_text)
+        scans = [(index, part) for index, part in scans if part in holding]
         # each partition's scan names the partition's own index: map it to the parent's
-        used = re.findall(r"Index (?:Only )?Scan using (\w+)", plan_text)
+        used = [index for index, _ in scans]
         parents = set(
             conn.execute(
                 text(
@@ -97,9 +103,9 @@ def test_per_token_transfer_lookups_use_the_token_index(db_url: str) -> None:
             ).scalars()
         )
     engine.dispose()
-    assert used and parents == {"ix_transfers_token"}, plan_text
+    assert used and all(used) and parents == {"ix_transfers_token"}, plan_text
     # the chain id is answered by the same index, never by ANDing in the key's chain_id prefix
-    assert "pkey" not in plan_text, plan_text
+    assert not [index for index in used if "pkey" in index], plan_text
 
 
 def test_hex_columns_compare_bytewise_in_tables_and_staging(db_url: str) -> None:
