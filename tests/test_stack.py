@@ -116,7 +116,7 @@ def test_the_type_level_is_the_median_of_the_own_types_earlier_sales() -> None:
         )
         for k in range(400)
     ]
-    frame = SalesFrame.build(sales, attributes)
+    frame = SalesFrame.build(sales, attributes, group_by="type")
     hedonic = HedonicLevel(frame, np.zeros((100, 1)), frame.tokens.astype(np.int64))
     params = LevelParams(n_sales=10)
     got = hedonic.type_levels(np.zeros(100), params, 0, len(frame), frame.types)

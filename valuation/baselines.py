@@ -35,7 +35,8 @@ def median_of_last(frame: SalesFrame, lo: int, hi: int, n: int) -> np.ndarray:
 
 
 def median_of_type(frame: SalesFrame, lo: int, hi: int, n: int) -> np.ndarray:
-    """Median log price of the last ``n`` sales of the same type (the ``type`` trait)."""
+    """Median log price of the last ``n`` sales of the same type (``frame.types``: the
+    collection's group trait); NaN where the sale's token has no group."""
     out = np.full(hi - lo, np.nan)
     by_type: dict[str, np.ndarray] = {
         t: np.nonzero(frame.types == t)[0] for t in np.unique(frame.types[lo:hi]) if t

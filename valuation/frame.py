@@ -7,7 +7,7 @@ the file lists them in; a predictor of sale ``k`` may read ``[0, visible[k])`` a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,7 +15,18 @@ from valuation.history import to_days
 from valuation.rarity import Traits
 from valuation.sales import SaleRecord
 
-__all__ = ["SalesFrame"]
+__all__ = ["SalesFrame", "token_groups"]
+
+
+def token_groups(
+    tokens: Sequence[int], attributes: Mapping[int, Traits], trait: str | None
+) -> np.ndarray:
+    """Each token's value of ``trait`` as a label, "" where it has none (or no trait is set)."""
+    if trait is None:
+        return np.full(len(tokens), "", dtype=str)
+    return np.array(
+        [str((attributes.get(int(t)) or {}).get(trait) or "") for t in tokens], dtype=str
+    )
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,7 @@ class SalesFrame:
     tokens: np.ndarray
     log_prices: np.ndarray
     visible: np.ndarray  # sales [0, visible[k]) are of blocks before sale k's
-    types: np.ndarray  # the token's "type" trait ("" where unknown)
+    types: np.ndarray  # the token's value of the group trait ("" where unknown or none)
     known: np.ndarray  # the token is in the collection's attributes
 
     @classmethod
@@ -36,6 +47,7 @@ class SalesFrame:
         attributes: Mapping[int, Traits],
         *,
         min_price: float = 1e-3,
+        group_by: str | None = None,
     ) -> SalesFrame:
         kept = [s for s in sales if s.price_eth > min_price]
         by_block = all(s.block is not None for s in kept)
@@ -47,7 +59,7 @@ class SalesFrame:
         # a refit at time r reads the prefix whose running latest time is before r: never a
         # later sale, even where a file's block and time orders disagree
         times = np.maximum.accumulate(times) if len(times) else times
-        types = np.array([str((attributes.get(s.token_id) or {}).get("type") or "") for s in recs])
+        types = token_groups([s.token_id for s in recs], attributes, group_by)
         return cls(
             records=recs,
             times=times,
@@ -58,6 +70,10 @@ class SalesFrame:
             types=types,
             known=np.array([s.token_id in attributes for s in recs], dtype=bool),
         )
+
+    def grouped_by(self, attributes: Mapping[int, Traits], trait: str | None) -> SalesFrame:
+        """The same sales grouped by another trait (``valuation.traits.primary_trait``)."""
+        return replace(self, types=token_groups(self.tokens.tolist(), attributes, trait))
 
     def __len__(self) -> int:
         return len(self.records)

@@ -37,6 +37,7 @@ from valuation.linear import LinearModel, fit_logistic, fit_poisson, fit_ridge, 
 from valuation.rarity import Traits
 from valuation.sales import SaleRecord
 from valuation.tokens import TokenSpace
+from valuation.traits import primary_trait
 from valuation.wash import clean_sales
 
 __all__ = ["FittedModel", "ModelParams", "Valuation", "fit"]
@@ -707,7 +708,11 @@ def fit(
     end = to_days(as_of)
     known = [s for s in sales if to_days(s.time) < end]
     history, excluded = _history(known, params)
-    space = TokenSpace(attributes, embeddings)
+    n = history.count_before(end)
+    group_by = primary_trait(
+        attributes, zip(history.tokens[:n].tolist(), history.log_prices[:n], strict=True)
+    )
+    space = TokenSpace(attributes, embeddings, group_by=group_by)
     price, market = _fit_price(history, space, params, end)
     liquidity = _fit_liquidity(history, space, price.premium, end, params)
     return FittedModel(

@@ -25,6 +25,7 @@ class TokenSpace:
         embeddings: Mapping[int, Sequence[float] | np.ndarray] | None = None,
         *,
         min_trait_count: int = 5,
+        group_by: str | None = None,
     ) -> None:
         self.rarity: RarityTable = compute_rarity(attributes)
         self.ids = np.array(sorted(self.rarity.traits), dtype=np.int64)
@@ -52,7 +53,11 @@ class TokenSpace:
         self.trait_features = onehot[:, common]
         self.scores = np.array([self.rarity.scores[int(t)] for t in self.ids])
         self.ranks = np.array([self.rarity.ranks[int(t)] for t in self.ids], dtype=float)
-        type_cols = [j for j, (name, _) in enumerate(pairs) if name == "type"]
+        # the group trait's indicators (a punk's type) for the liquidity model; the rarity
+        # table's names are normalised, so the trait's is too
+        self.group_by = group_by
+        group = (group_by or "").strip().lower()
+        type_cols = [j for j, (name, _) in enumerate(pairs) if group and name == group]
         self.type_features = onehot[:, type_cols]
         self.type_names = [pairs[j][1] for j in type_cols]
         self._emb: np.ndarray | None = None

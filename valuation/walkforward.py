@@ -39,7 +39,7 @@ from valuation.baselines import (
     median_of_type,
     repeat_sales,
 )
-from valuation.frame import SalesFrame
+from valuation.frame import SalesFrame, token_groups
 from valuation.history import from_days, to_days
 from valuation.level import HedonicLevel, LevelParams
 from valuation.metrics import ape_summary, average_precision, roc_auc
@@ -48,6 +48,7 @@ from valuation.rarity import Traits
 from valuation.sales import SaleRecord
 from valuation.stack import StackParams, fill_missing, stack_grid, weights_before
 from valuation.tokens import TokenSpace
+from valuation.traits import primary_trait
 from valuation.wash import REASONS, flag_counts, flag_sales
 
 __all__ = [
@@ -410,13 +411,17 @@ def run_walk_forward(
             f"the sales span less than {config.min_history_days:g} days: no cutoff to score"
         )
     bounds = [cutoffs[0] - config.step_days, *cutoffs]  # a warm-up window first
-    space = TokenSpace(attributes, embeddings)
+    # the trait the market splits by, from the sales before the warm-up window only
+    first = frame.count_before(bounds[0])
+    group_by = primary_trait(
+        attributes, zip(frame.tokens[:first].tolist(), frame.log_prices[:first], strict=True)
+    )
+    frame = frame.grouped_by(attributes, group_by)
+    space = TokenSpace(attributes, embeddings, group_by=group_by)
     positions = np.array([space.index.get(int(t), -1) for t in frame.tokens], dtype=np.int64)
     features = np.c_[space.trait_features, space.scores, np.log(space.ranks)]
     hedonic = HedonicLevel(frame, features, positions)
-    token_types = np.array(
-        [str((attributes.get(int(t)) or {}).get("type") or "") for t in space.ids]
-    )
+    token_types = token_groups(space.ids.tolist(), attributes, group_by)
     grid = config.level_grid()
     default_level = LevelParams(refit_days=config.refit_days)
     stack_params = config.stack_grid()
@@ -648,6 +653,13 @@ def run_walk_forward(
         + ")",
         "the hedonic-knn model's own settings (ModelParams) are fixed defaults; its ridge "
         "penalty is chosen on a holdout of its own training sales",
+        (
+            f'the market\'s group trait ("same type"): {group_by}, the trait whose groups '
+            "explain most of the log prices of the sales before the warm-up window"
+            if group_by
+            else "no group trait (none that nearly every token has explains the prices): the "
+            "same type's level is the collection's, and the same type's median prices nothing"
+        ),
     ]
     wash = flag_counts(flag_sales(sales))
     if params.exclude_wash:
