@@ -19,6 +19,8 @@ from valuation.linear import fit_ridge
 
 __all__ = ["HedonicLevel", "LevelParams", "rolling_level"]
 
+_FEW_ENDS = 8  # up to this many ends, rolling_level takes their windows' medians one by one
+
 
 @dataclass(frozen=True)
 class LevelParams:
@@ -40,6 +42,11 @@ def rolling_level(adjusted: np.ndarray, visible: np.ndarray, n: int, min_sales: 
     ends = np.asarray(visible, dtype=np.int64)
     out = np.full(len(ends), np.nan)
     if len(adjusted) == 0:
+        return out
+    if len(ends) <= _FEW_ENDS:  # a valuation's one end: its median alone, not every window's
+        for j, e in enumerate(ends):
+            if e >= max(min_sales, 1):
+                out[j] = float(np.median(adjusted[max(0, e - n) : e]))
         return out
     full = np.full(len(adjusted) + 1, np.nan)  # full[e]: median of the n values before e
     if len(adjusted) >= n:
@@ -126,13 +133,17 @@ class HedonicLevel:
         params: LevelParams,
         groups: np.ndarray | None = None,
         token_groups: np.ndarray | None = None,
+        premium: np.ndarray | None = None,
     ) -> np.ndarray:
         """Every token's log price at time ``t`` from the sales strictly before it: the level
         (that of the token's group, with ``groups`` per sale and ``token_groups`` per token)
-        plus the token's premium; NaN where the level is unknown."""
+        plus the token's premium; NaN where the level is unknown. ``premium``: premia fit
+        earlier (``premia(..., every_token=True)``), kept while the level follows new sales;
+        None fits them on the sales before ``t``."""
         f = self.frame
         m = f.count_before(t)
-        premium = self.premia(t, params, every_token=True)
+        if premium is None:
+            premium = self.premia(t, params, every_token=True)
         adjusted = f.log_prices[:m] - self._premium_of_sales(premium)[:m]
         if groups is None or token_groups is None:
             return (

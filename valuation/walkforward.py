@@ -17,7 +17,8 @@ after it, and score the model beside the naive baselines on the same sales.
   predictor (sales of earlier blocks, predicted before they happened), not from training
   residuals.
 - At each cutoff a sample of tokens is valued as of the cutoff (the stack with the weights it
-  has then): the share of distinct estimates says whether tokens get numbers of their own.
+  has then, by ``stack_inputs``, as the served model values a token): the share of distinct
+  estimates says whether tokens get numbers of their own.
 - The ablation (``Variant``): the stack with inputs left out, or with image vectors' principal
   components beside the traits in the levels' premia, on the same sales.
 """
@@ -46,12 +47,27 @@ from valuation.metrics import ape_summary, average_precision, roc_auc
 from valuation.model import FittedModel, ModelParams, fit
 from valuation.rarity import Traits
 from valuation.sales import SaleRecord
-from valuation.stack import StackParams, fill_missing, stack_grid, weights_before
+from valuation.stack import StackParams, stack_grid, weights_before
+from valuation.stack_inputs import (
+    DAY_MEDIAN,
+    KNN_N,
+    LEVEL,
+    STACK_INPUTS,
+    TYPE_LEVEL,
+    TYPE_MEDIAN,
+    combine,
+    token_inputs,
+)
 from valuation.tokens import TokenSpace
 from valuation.traits import primary_trait
 from valuation.wash import REASONS, flag_counts, flag_sales
 
 __all__ = [
+    "KNN_N",
+    "LEVEL",
+    "STACK_INPUTS",
+    "TYPE_LEVEL",
+    "CutoffValues",
     "Variant",
     "WalkForwardConfig",
     "WalkForwardReport",
@@ -61,20 +77,14 @@ __all__ = [
 
 MODEL = "model"
 KNN = "hedonic-knn, 30-day level"
-KNN_N = "hedonic-knn, sales-count level"
 BLEND = "mean of the two sales-count ones"
-LEVEL = "sales-count level, premia weekly"
-TYPE_LEVEL = "same type's sales-count level"
 BASELINES = (
-    "median, previous 1 day",
+    DAY_MEDIAN,
     "median, previous 7 days",
     "median, last 20 sales",
-    "median, same type's last 20",
+    TYPE_MEDIAN,
     "repeat sales (last sale x index)",
 )
-# the stack's inputs: the levels, the hedonic-knn model and two naive medians (the same type's
-# last 20 reads the type's own market, the previous day's a one-seller sell-off's price)
-STACK_INPUTS = (LEVEL, KNN_N, TYPE_LEVEL, BASELINES[3], BASELINES[0])
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,19 @@ class Variant:
     image_vectors: Mapping[int, Sequence[float] | np.ndarray] | None = None
 
 
+@dataclass(frozen=True)
+class CutoffValues:
+    """The sample of tokens valued at one cutoff (``_distinct_at``): each input's log price
+    per token, the stack's weights (in the order of ``inputs``) and its log price."""
+
+    cutoff: float  # days since the epoch
+    token_ids: np.ndarray
+    inputs: tuple[str, ...]
+    weights: np.ndarray
+    columns: dict[str, np.ndarray]
+    model: np.ndarray
+
+
 @dataclass
 class WalkForwardReport:
     config: WalkForwardConfig
@@ -140,6 +163,8 @@ class WalkForwardReport:
     lows: dict[str, np.ndarray] = field(repr=False)
     highs: dict[str, np.ndarray] = field(repr=False)
     candidates: dict[str, np.ndarray] = field(repr=False)
+    # per reported cutoff: the sampled tokens valued by each input and the stack's weights
+    at_cutoffs: list[CutoffValues] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -540,6 +565,7 @@ def run_walk_forward(
         lows[name], highs[name] = _rolling_interval(frame, pr, scored, config)
 
     windows: list[dict[str, Any]] = []
+    at_cutoffs: list[CutoffValues] = []
     for w in range(1, len(bounds)):
         sel = window_of == w
         lo, hi = ranges[w]
@@ -551,7 +577,7 @@ def run_walk_forward(
             frame.count_before(c),
             stack_params,
         )
-        distinct = _distinct_at(
+        distinct, values = _distinct_at(
             hedonic,
             c,
             grid[level_picks[w]],
@@ -562,7 +588,9 @@ def run_walk_forward(
             stack_inputs,
             weights,
             config.distinct_digits,
+            space.ids,
         )
+        at_cutoffs.append(values)
         windows.append(
             {
                 "cutoff": from_days(c).date().isoformat(),
@@ -685,6 +713,7 @@ def run_walk_forward(
         lows=lows,
         highs=highs,
         candidates=cand,
+        at_cutoffs=at_cutoffs,
     )
 
 
@@ -762,33 +791,27 @@ def _distinct_at(
     inputs: Sequence[str],
     weights: np.ndarray,
     digits: int,
-) -> dict[str, Any]:
+    token_ids: np.ndarray,
+) -> tuple[dict[str, Any], CutoffValues]:
     """Every sampled token valued at the cutoff by the stack (its weights at the cutoff) and by
-    each input alone: the share of distinct estimates."""
-    f = hedonic.frame
-    m = f.count_before(c)
-    types = token_types[valued]
-    type_median = np.full(len(valued), np.nan)
-    for g in np.unique(types):
-        own = np.nonzero(f.types[:m] == g)[0][-20:]
-        if len(own):
-            type_median[types == g] = float(np.median(f.log_prices[own]))
-    day = f.log_prices[f.count_before(c - 1.0) : m]
-    columns = {
-        LEVEL: hedonic.value_tokens(c, level_params)[valued],
-        TYPE_LEVEL: hedonic.value_tokens(c, type_params, f.types, token_types)[valued],
-        BASELINES[3]: type_median,
-        BASELINES[0]: np.full(len(valued), float(np.median(day)) if len(day) else np.nan),
-    }
+    each input alone: the share of distinct estimates, and the values themselves."""
+    columns = token_inputs(hedonic, c, level_params, type_params, token_types, valued)
     if knn_values is not None:
         columns[KNN_N] = knn_values
     names = [x for x in inputs if x in columns]
-    matrix = fill_missing(np.column_stack([columns[x] for x in names]))
-    model = matrix @ weights[[list(inputs).index(x) for x in names]]
+    model = combine(columns, inputs, weights)
     out: dict[str, Any] = {"tokens": len(valued), MODEL: distinct_share(np.exp(model), digits)}
     for x in names:  # each input as it stands (the previous day may have had no sale)
         out[x] = distinct_share(np.exp(columns[x]), digits)
-    return out
+    values = CutoffValues(
+        cutoff=c,
+        token_ids=token_ids[valued],
+        inputs=tuple(inputs),
+        weights=weights,
+        columns={x: columns[x] for x in names},
+        model=model,
+    )
+    return out, values
 
 
 def _mean_distinct(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
