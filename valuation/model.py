@@ -40,7 +40,7 @@ from valuation.tokens import TokenSpace
 from valuation.traits import primary_trait
 from valuation.wash import clean_sales
 
-__all__ = ["FittedModel", "ModelParams", "Valuation", "fit"]
+__all__ = ["FittedModel", "ModelParams", "Valuation", "fit", "interval_confidence"]
 
 MODEL_NAME = "hedonic-knn"  # any collection with attributes gets its own fit
 
@@ -95,6 +95,13 @@ class Valuation:
         d = asdict(self)
         d["at"] = self.at.isoformat()
         return d
+
+
+def interval_confidence(log_low: float, log_high: float, sales_30d: int, min_sales: int) -> float:
+    """0..1: a wide interval (its log bounds about the estimate) and a thin market (fewer
+    than ``min_sales`` sales in 30 days) both lower the confidence."""
+    thin = min(1.0, sales_30d / max(1, min_sales))
+    return float(np.exp(-(log_high - log_low) / 2.0) * (0.5 + 0.5 * thin))
 
 
 def _weighted_median(values: np.ndarray) -> float:
@@ -594,9 +601,7 @@ class FittedModel:
         lo, hi = self._quantiles(group)
         log_price = float(est["log_price"])
         snap = self.market.snapshot(t)
-        # a wide interval and a thin market both lower the confidence
-        thin = min(1.0, snap["sales_30d"] / max(1, self.params.level_min_sales))
-        confidence = float(np.exp(-(hi - lo) / 2.0) * (0.5 + 0.5 * thin))
+        confidence = interval_confidence(lo, hi, snap["sales_30d"], self.params.level_min_sales)
         x = np.atleast_2d(est["x"])
         row = _liquidity_matrix(self.history, self.space, p.premium, t, self.params)[i : i + 1]
         p_liquid = float(self.liquidity.probability(row)[0])
