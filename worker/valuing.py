@@ -2,15 +2,18 @@
 
 The urgent path does only what this one token needs: resolve it if it never was, embed its image
 with the comparables' extractor alone (the embed queue adds the other extractors later), look up
-its visual neighbours, and value it with the collection's fitted model.
+its visual neighbours, and value it with the collection's fitted model: the backtest's online
+stack (``valuation.served``) of the levels, the hedonic-knn model and two naive medians, its
+interval from the stack's own out-of-sample residuals.
 
 Fitting is kept off that path: each worker process holds one fitted model per collection and
 reuses it until the collection's sales or tokens change; a refit then runs in a background thread
 (at most one per collection, at most every ``REFIT_INTERVAL_S``) while valuations go on with the
-current fit. A new sale only moves the market level and the comparables (``with_sales``, no
-refit). A token the fit never saw, or whose traits changed since, is valued by the thin-market
-method from its visual neighbours, and the valuation says so. Every valuation records the model
-version, the time it was fit as of, its inputs and how long each step took."""
+current fit. A new sale only moves the levels, the medians and the comparables (``with_sales``:
+the weights, premia and ridge stay as fit). A token the fit never saw, or whose traits changed
+since, is valued by the thin-market method from its visual neighbours, and the valuation says so.
+Every valuation records the model version, the time it was fit as of, its inputs and how long
+each step took."""
 
 from __future__ import annotations
 
@@ -139,7 +142,7 @@ def _valuation_time(sales: list[Any]) -> dt.datetime:
 class _Entry:
     """One collection's model in this process and the data it reflects."""
 
-    model: Any = None  # FittedModel over ``sales``, or None (never fit, or too little history)
+    model: Any = None  # ServedStack over ``sales``, or None (never fit, or too little history)
     attributes: dict[int, Any] = field(default_factory=dict)  # each token's, as the fit read them
     fit_stamp: tuple[Stamp, tuple[int, int]] | None = None  # (sales, tokens) the fit read
     sales_stamp: Stamp | None = None  # the sales ``sales`` holds
@@ -185,7 +188,7 @@ class ModelCache:
                 with ctx.factory() as s:
                     sales = _load_sales(s, chain_id, contract)
                 entry.sales, entry.sales_stamp = sales, sales_stamp
-                if entry.model is not None:  # a new sale moves the level and comparables only
+                if entry.model is not None:  # a new sale moves the levels and comparables only
                     entry.model = entry.model.with_sales(sales)
             stale = entry.fit_stamp != (sales_stamp, tokens_stamp)
             # without a model, new sales make a fit worth trying at once; with one, on a schedule
@@ -213,7 +216,7 @@ class ModelCache:
             self._entries.clear()
 
     def _refit(self, ctx: WorkerContext, key: tuple[int, str], extractor: str) -> None:
-        from valuation.model import fit
+        from valuation.served import fit_served
         from valuation.thin import MIN_MODEL_SALES
         from valuation.traits import collection_traits
 
@@ -233,7 +236,7 @@ class ModelCache:
             traits = collection_traits(attributes)  # every accessory of a punk, not its last
             if len(sales) >= MIN_MODEL_SALES and traits:
                 try:
-                    model = fit(
+                    model = fit_served(
                         sales, traits, as_of=_valuation_time(sales), embeddings=vectors or None
                     )
                 except ValueError as exc:  # the model refuses too little usable history
@@ -256,7 +259,11 @@ class ModelCache:
                 entry.sales, entry.sales_stamp = sales, stamp[0]
         if model is not None:
             log.info(
-                "fitted %s for %s on %d sales", model.model_version, contract, model.training_sales
+                "fitted %s for %s on %d sales in %s s",
+                model.model_version,
+                contract,
+                model.training_sales,
+                model.fit_seconds,
             )
 
 

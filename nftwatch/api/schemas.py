@@ -105,7 +105,13 @@ class ValuationOut(BaseModel):
     confidence: float = Field(description="0..1, how sure the estimate is.")
     collateral: CollateralOut
     explanation: dict[str, Any] = Field(
-        description="Drivers: visual_neighbours, market level, trait rarity, own trades."
+        description="Why this price. In a fitted valuation, model: the served model (name "
+        "'stack', version, as_of, the interval's source: the stack's out-of-sample "
+        "residuals); stack: each input (input, name, value_eth, weight, missing: true where "
+        "it had nothing to say and stands in at the level's price), weights summing to 1, "
+        "the price their weighted geometric mean; market (level, medians, floor proxy), "
+        "comparables, drivers (the hedonic-knn input's largest effects), rarity, own_trades, "
+        "visual_neighbours; orders and market_asks: what live orders and asks moved."
     )
 
 
