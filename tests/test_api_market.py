@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,10 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nftwatch.api import create_app
 from store import orders
-from store.models import Listing
-from tests.support.seed import CHAIN, CONTRACT, KEY, WEI, add_sale, add_token
+from tests.support.seed import (
+    CHAIN,
+    CONTRACT,
+    KEY,
+    WEI,
+    ZERO,
+    add_order,
+    add_sale,
+    add_token,
+    marketplace_ask,
+)
 
-ZERO = "0x" + "0" * 40
 START = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0) - (
     dt.timedelta(days=80)
 )
@@ -126,43 +133,6 @@ def test_an_unknown_collection_has_no_index(client: TestClient) -> None:
     assert r.status_code == 404
 
 
-def _order(s: Session, token: int, block: int, kind: str, eth: float | None, account: str) -> None:
-    s.add(
-        Listing(
-            chain_id=CHAIN,
-            block_number=block,
-            block_hash=f"0x{block:064x}",
-            tx_hash=f"0x{block + 10**6:064x}",
-            log_index=0,
-            block_time=dt.datetime.now(dt.UTC),
-            contract=CONTRACT,
-            token_id=Decimal(token),
-            kind=kind,
-            price_wei=None if eth is None else Decimal(int(eth * WEI)),
-            account=account,
-        )
-    )
-
-
-def _offchain(token: int, eth: float, tag: str) -> orders.OrderEvent:
-    now = dt.datetime.now(dt.UTC)
-    return orders.OrderEvent(
-        marketplace="opensea",
-        order_hash="0x" + tag * 32,
-        status="active",
-        chain_id=CHAIN,
-        contract=CONTRACT,
-        token_id=token,
-        price_wei=int(eth * WEI),
-        currency="ETH",
-        price_eth_wei=int(eth * WEI),
-        maker="0x" + "55" * 20,
-        listed_at=now,
-        expires_at=None,
-        event_at=now,
-    )
-
-
 def test_a_tokens_book_names_its_ask_its_bid_and_the_collection_floor(
     client: TestClient, factory: sessionmaker[Session]
 ) -> None:
@@ -170,12 +140,12 @@ def test_a_tokens_book_names_its_ask_its_bid_and_the_collection_floor(
     with factory.begin() as s:
         for t in (1, 2, 3, 4):
             add_token(s, t)
-        _order(s, 1, 10, "offered", 5.0, ZERO)
-        _order(s, 1, 11, "bid", 4.0, bidder)
-        _order(s, 2, 12, "offered", 3.0, ZERO)
-        _order(s, 2, 13, "withdrawn", None, ZERO)  # no longer for sale
-        _order(s, 3, 14, "offered", 1.0, "0x" + "99" * 20)  # for one buyer only: no ask
-        orders.record(s, [_offchain(1, 4.5, "ab"), _offchain(4, 3.5, "cd")])
+        add_order(s, 1, 10, "offered", 5.0, ZERO)
+        add_order(s, 1, 11, "bid", 4.0, bidder)
+        add_order(s, 2, 12, "offered", 3.0, ZERO)
+        add_order(s, 2, 13, "withdrawn", None, ZERO)  # no longer for sale
+        add_order(s, 3, 14, "offered", 1.0, "0x" + "99" * 20)  # for one buyer only: no ask
+        orders.record(s, [marketplace_ask(1, 4.5, "ab"), marketplace_ask(4, 3.5, "cd")])
     book = client.get(f"/v1/tokens/{CHAIN}/{CONTRACT}/1/orders").json()
     assert book["ask"] == {
         "token_id": "1",

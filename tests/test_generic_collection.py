@@ -6,7 +6,6 @@ Crescent body from the others), its own daily index, and a listed token is cappe
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from nftwatch.localstack.embedded import Anvil
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store import orders
 from store.models import Sale, Token, Valuation
+from tests.support.seed import marketplace_ask
 from worker.config import WorkerConfig
 from worker.context import WorkerContext
 from worker.embedding import embed_stored
@@ -163,28 +163,8 @@ def test_a_second_collection_gets_its_own_fit_from_its_own_traits(
 
     # a listing (as the marketplace feed records it) under the estimate caps it
     ask = round(other.price_eth * 0.7, 6)
-    now = dt.datetime.now(dt.UTC)
     with ctx.factory.begin() as s:
-        orders.record(
-            s,
-            [
-                orders.OrderEvent(
-                    marketplace="opensea",
-                    order_hash="0x" + "ab" * 32,
-                    status="active",
-                    chain_id=CHAIN,
-                    contract=contract,
-                    token_id=others[-1],
-                    price_wei=int(ask * ETH),
-                    currency="ETH",
-                    price_eth_wei=int(ask * ETH),
-                    maker="0x" + "55" * 20,
-                    listed_at=now,
-                    expires_at=None,
-                    event_at=now,
-                )
-            ],
-        )
+        orders.record(s, [marketplace_ask(others[-1], ask, contract=contract, chain_id=CHAIN)])
     listed = valued(others[-1])
     assert listed.price_eth == pytest.approx(ask) and listed.price_high_eth == pytest.approx(ask)
     assert listed.explanation["orders"]["moved"] == ["capped at the ask"]

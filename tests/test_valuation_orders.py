@@ -9,13 +9,13 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
 from store import orders
-from store.models import Listing, Valuation
+from store.models import Valuation
+from tests.support.seed import ZERO, add_order, marketplace_ask
 from tests.test_valuation_cache import CHAIN, CONTRACT, _add_sale, _add_tokens, _traits
 from valuation.bounds import ListedAsk, MarketAsks, OpenOrders, apply_market, apply_orders
 from valuation.model import Valuation as ModelValuation
@@ -23,8 +23,6 @@ from worker.config import WorkerConfig
 from worker.context import WorkerContext
 from worker.valuing import ModelCache, _Timer, _value
 
-ZERO = "0x" + "0" * 40
-WEI = 10**18
 NOW = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 
 
@@ -79,24 +77,6 @@ def ctx(db_url: str) -> Iterator[WorkerContext]:
     context.engine.dispose()
 
 
-def _listing(s: object, token: int, block: int, kind: str, eth: float | None, account: str) -> None:
-    s.add(  # type: ignore[attr-defined]
-        Listing(
-            chain_id=CHAIN,
-            block_number=block,
-            block_hash=f"0x{block:064x}",
-            tx_hash=f"0x{block + 10**6:064x}",
-            log_index=0,
-            block_time=dt.datetime.now(dt.UTC),
-            contract=CONTRACT,
-            token_id=Decimal(token),
-            kind=kind,
-            price_wei=None if eth is None else Decimal(int(eth * WEI)),
-            account=account,
-        )
-    )
-
-
 def _valued(ctx: WorkerContext, token: int) -> Valuation:
     traits = {a["trait_type"]: a["value"] for a in _traits(token)}
     vid = _value(ctx, CHAIN, CONTRACT, token, None, traits, "test", _Timer(), ModelCache())
@@ -110,36 +90,17 @@ def test_the_stored_valuation_follows_the_tokens_live_orders(ctx: WorkerContext)
     assert "orders" not in free.explanation
 
     with ctx.factory.begin() as s:  # a public offer under the estimate, and a private one
-        _listing(s, 4, 1000, "offered", 0.5, ZERO)
-        _listing(s, 5, 1001, "offered", 0.5, "0x" + "99" * 20)
+        add_order(s, 4, 1000, "offered", 0.5, ZERO, contract=CONTRACT, chain_id=CHAIN)
+        add_order(s, 5, 1001, "offered", 0.5, "0x" + "99" * 20, contract=CONTRACT, chain_id=CHAIN)
     capped = _valued(ctx, 4)
     assert capped.price_eth == pytest.approx(0.5) and capped.price_high_eth == pytest.approx(0.5)
     assert capped.explanation["orders"]["ask_venue"] == "on-chain offer"
     assert "orders" not in _valued(ctx, 5).explanation  # offered to one buyer: no public ask
 
     with ctx.factory.begin() as s:  # withdrawn; a cheaper ask off chain; a bid over the estimate
-        _listing(s, 4, 1002, "withdrawn", None, ZERO)
-        _listing(s, 6, 1003, "bid", 3.0, "0x" + "77" * 20)
-        orders.record(
-            s,
-            [
-                orders.OrderEvent(
-                    marketplace="opensea",
-                    order_hash="0x" + "ab" * 32,
-                    status="active",
-                    chain_id=CHAIN,
-                    contract=CONTRACT,
-                    token_id=4,
-                    price_wei=int(0.7 * WEI),
-                    currency="ETH",
-                    price_eth_wei=int(0.7 * WEI),
-                    maker="0x" + "55" * 20,
-                    listed_at=dt.datetime.now(dt.UTC),
-                    expires_at=None,
-                    event_at=dt.datetime.now(dt.UTC),
-                )
-            ],
-        )
+        add_order(s, 4, 1002, "withdrawn", None, ZERO, contract=CONTRACT, chain_id=CHAIN)
+        add_order(s, 6, 1003, "bid", 3.0, "0x" + "77" * 20, contract=CONTRACT, chain_id=CHAIN)
+        orders.record(s, [marketplace_ask(4, 0.7, contract=CONTRACT, chain_id=CHAIN)])
     again = _valued(ctx, 4)
     assert again.price_eth == pytest.approx(0.7)
     assert again.explanation["orders"]["ask_venue"] == "opensea"
@@ -221,8 +182,8 @@ def test_the_stored_valuation_reads_the_floor_and_the_comparables_asks(
 
     # the two aliens most like token 4 (same hat) listed at two thirds of their last sales
     with ctx.factory.begin() as s:
-        _listing(s, 16, 2000, "offered", 2.0, ZERO)
-        _listing(s, 28, 2001, "offered", 2.0, ZERO)
+        add_order(s, 16, 2000, "offered", 2.0, ZERO, contract=CONTRACT, chain_id=CHAIN)
+        add_order(s, 28, 2001, "offered", 2.0, ZERO, contract=CONTRACT, chain_id=CHAIN)
     lowered = _valued(ctx, 4)
     note = lowered.explanation["market_asks"]
     listed = [c for c in lowered.explanation["comparables"] if "ask_eth" in c]
@@ -235,7 +196,7 @@ def test_the_stored_valuation_reads_the_floor_and_the_comparables_asks(
     assert _valued(ctx, 5).price_eth == pytest.approx(ape.price_eth)  # 2 ETH is above an ape
 
     with ctx.factory.begin() as s:  # an ape listed under the apes' level: the new floor
-        _listing(s, 9, 2002, "offered", 0.6, ZERO)
+        add_order(s, 9, 2002, "offered", 0.6, ZERO, contract=CONTRACT, chain_id=CHAIN)
     capped = _valued(ctx, 5)
     assert capped.price_eth == pytest.approx(0.6) and capped.price_high_eth == pytest.approx(0.6)
     floor = capped.explanation["market_asks"]

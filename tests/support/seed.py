@@ -1,5 +1,6 @@
-"""Rows for the API and desk tests (and the API benchmark): a collection's tokens with their
-stored media, sales, listings and valuations.
+"""Rows for the API, desk and valuation tests (and the API benchmark): a collection's tokens
+with their stored media, sales, listings and valuations, and a token's live order book (on-chain
+offers, bids and withdrawals; marketplace asks).
 
 Every value is a keyword whose default is what ``test_api.py`` seeds; the desk page, the fuzz
 run and the benchmark pass their own (a real PNG, another contract, another marketplace).
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from store import valuations
+from store import orders, valuations
 from store.models import Listing, Sale, Token
 from store.vectors import store_media
 
@@ -28,6 +29,8 @@ SELLER = "0x" + "22" * 20
 BUYER = "0x" + "33" * 20
 LISTER = "0x" + "44" * 20
 LISTED_FROM = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
+ZERO = "0x" + "0" * 40  # an on-chain offer's buyer when anyone may buy
+MAKER = "0x" + "55" * 20  # the maker of marketplace_ask's marketplace asks
 
 
 def sha(i: int) -> str:
@@ -173,4 +176,63 @@ def add_valuation(
             {"method": "test", "drivers": ["Hat: Cap"]} if explanation is None else explanation
         ),
         inputs={},
+    )
+
+
+def add_order(
+    session: Session,
+    token_id: int,
+    block: int,
+    kind: str,
+    eth: float | None,
+    account: str,
+    *,
+    contract: str = CONTRACT,
+    chain_id: int = CHAIN,
+) -> None:
+    """An on-chain order for the token's live book, stamped now: ``kind`` ``offered`` (to
+    ``account``; ZERO: to anyone), ``bid`` (by ``account``) or ``withdrawn`` (``eth=None``: no
+    price). Block ``block`` (its hash), transaction ``block + 10**6``, log index 0."""
+    session.add(
+        Listing(
+            chain_id=chain_id,
+            block_number=block,
+            block_hash=f"0x{block:064x}",
+            tx_hash=f"0x{block + 10**6:064x}",
+            log_index=0,
+            block_time=dt.datetime.now(dt.UTC),
+            contract=contract,
+            token_id=Decimal(token_id),
+            kind=kind,
+            price_wei=None if eth is None else Decimal(int(eth * WEI)),
+            account=account,
+        )
+    )
+
+
+def marketplace_ask(
+    token_id: int,
+    eth: float,
+    tag: str = "ab",
+    *,
+    contract: str = CONTRACT,
+    chain_id: int = CHAIN,
+) -> orders.OrderEvent:
+    """An active OpenSea ask in ETH by MAKER, listed now, never expiring; its order hash is
+    ``tag`` 32 times. For ``orders.record``."""
+    now = dt.datetime.now(dt.UTC)
+    return orders.OrderEvent(
+        marketplace="opensea",
+        order_hash="0x" + tag * 32,
+        status="active",
+        chain_id=chain_id,
+        contract=contract,
+        token_id=token_id,
+        price_wei=int(eth * WEI),
+        currency="ETH",
+        price_eth_wei=int(eth * WEI),
+        maker=MAKER,
+        listed_at=now,
+        expires_at=None,
+        event_at=now,
     )
