@@ -113,7 +113,7 @@ class _Split:
 
 
 class _Pooled(nn.Module):
-    """timm model → its pooled pre-logits features."""
+    """timm model → its pre-logits features: a CNN's pooled features, a ViT's class token."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -28,6 +28,8 @@ from nftvision.extractors.cnn import (
     CnnExtractor,
     Optimize,
     Precision,
+    _Pooled,
+    _seeded,
     _Split,
     sha256_prefix,
 )
@@ -48,6 +50,11 @@ DINOV2_FILE = "dinov2-vits14.safetensors"
 DINOV2_TRANSFORM = Transform(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 NAMES = (CLIP_NAME, DINOV2_NAME)
+# each one's weights: the file looked for in weights_dir, and the Hugging Face repo and file
+WEIGHTS = {
+    CLIP_NAME: (CLIP_FILE, CLIP_REPO, CLIP_HUB_FILE),
+    DINOV2_NAME: (DINOV2_FILE, DINOV2_REPO, DINOV2_HUB_FILE),
+}
 
 
 def hf_cache_dir() -> Path:
@@ -79,10 +86,29 @@ def _missing(name: str, file_name: str, repo: str, hub_file: str, weights_dir: P
     )
 
 
-def _seeded(build: Callable[[], nn.Module]) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        return build()
+def _locate(
+    name: str, weights_dir: Path | None, *, random_weights: bool, download: bool
+) -> Path | None:
+    """The weights file of ``name`` to load (:data:`WEIGHTS`, :func:`find_modern_weights`); None
+    with ``random_weights``, or with ``download`` where neither place has it (the library fetches
+    them then). Without them and without ``download``: :class:`MissingWeights` naming the file
+    and both places."""
+    if random_weights:
+        return None
+    file_name, repo, hub_file = WEIGHTS[name]
+    path = find_modern_weights(file_name, repo, hub_file, weights_dir)
+    if path is None and not download:
+        raise MissingWeights(_missing(name, file_name, repo, hub_file, weights_dir))
+    return path
+
+
+def _load(name: str, build: Callable[[], nn.Module]) -> nn.Module:
+    """``build`` under the fixed seed; an OSError or RuntimeError (no network, or a file that is
+    not these weights) becomes :class:`MissingWeights` naming ``name``, in one line."""
+    try:
+        return _seeded(build)
+    except (OSError, RuntimeError) as exc:
+        raise MissingWeights(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
 
 
 class _ClipImage(nn.Module):
@@ -94,18 +120,6 @@ class _ClipImage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, self.model.encode_image(x))  # type: ignore[operator]
-
-
-class _ClassToken(nn.Module):
-    """timm ViT → its pre-logits class token."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        return m.forward_head(m.forward_features(x), pre_logits=True)  # type: ignore[operator]
 
 
 def build_clip(
@@ -121,21 +135,9 @@ def build_clip(
         import open_clip
     except ImportError as exc:
         raise MissingWeights(f"{CLIP_NAME} needs open_clip: pip install 'nftwatch[clip]'") from exc
-    pretrained: str | None = None
-    if not random_weights:
-        path = find_modern_weights(CLIP_FILE, CLIP_REPO, CLIP_HUB_FILE, weights_dir)
-        if path is not None:
-            pretrained = str(path)
-        elif download:
-            pretrained = CLIP_TAG
-        else:
-            raise MissingWeights(
-                _missing(CLIP_NAME, CLIP_FILE, CLIP_REPO, CLIP_HUB_FILE, weights_dir)
-            )
-    try:
-        model = _seeded(lambda: open_clip.create_model(CLIP_ARCH, pretrained=pretrained))
-    except (OSError, RuntimeError) as exc:  # no network, or a file that is not these weights
-        raise MissingWeights(f"{CLIP_NAME}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    path = _locate(CLIP_NAME, weights_dir, random_weights=random_weights, download=download)
+    pretrained = str(path) if path is not None else (None if random_weights else CLIP_TAG)
+    model = _load(CLIP_NAME, lambda: open_clip.create_model(CLIP_ARCH, pretrained=pretrained))
     weights = _weights_id(pretrained)
     return CnnExtractor(
         name=CLIP_NAME,
@@ -161,25 +163,17 @@ def build_dinov2(
     import timm
 
     size = DINOV2_TRANSFORM.size
-    path = None
-    if not random_weights:
-        path = find_modern_weights(DINOV2_FILE, DINOV2_REPO, DINOV2_HUB_FILE, weights_dir)
-        if path is None and not download:
-            raise MissingWeights(
-                _missing(DINOV2_NAME, DINOV2_FILE, DINOV2_REPO, DINOV2_HUB_FILE, weights_dir)
-            )
+    path = _locate(DINOV2_NAME, weights_dir, random_weights=random_weights, download=download)
     options: dict[str, Any] = {"img_size": size, "num_classes": 0}
     if path is not None:
         options["pretrained_cfg_overlay"] = {"file": str(path)}
-    try:
-        model = _seeded(
-            lambda: timm.create_model(DINOV2_ARCH, pretrained=not random_weights, **options)
-        )
-    except (OSError, RuntimeError) as exc:
-        raise MissingWeights(f"{DINOV2_NAME}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    model = _load(
+        DINOV2_NAME,
+        lambda: timm.create_model(DINOV2_ARCH, pretrained=not random_weights, **options),
+    )
     return CnnExtractor(
         name=DINOV2_NAME,
-        split=_Split(_ClassToken(model), nn.Identity()),
+        split=_Split(_Pooled(model), nn.Identity()),
         dim=int(cast(Any, model).num_features),
         transform=DINOV2_TRANSFORM,
         weights=_weights_id(None if random_weights else str(path or DINOV2_REPO)),
