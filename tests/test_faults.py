@@ -35,9 +35,10 @@ from nftwatch.localstack import chaintools
 from nftwatch.localstack.embedded import Anvil, EmbeddedPostgres, free_port
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
 from store.db import upgrade
-from store.models import Block, Embedding, Media, Outbox, Token, Transfer
+from store.models import Block, Embedding, Outbox, Transfer
 from store.vectors import as_floats
 from tests.support.db import scalar
+from tests.support.workers import assert_tokens_as_published, published
 from tokenmeta.media import decode_media
 
 EXTRACTOR = "gradient-v1"
@@ -70,10 +71,17 @@ def gateway_port() -> int:
     return free_port()  # a port of its own: a test restarts the gateway on it
 
 
-def _scene(gateway: LocalIpfsGateway, node: Anvil) -> Iterator[World]:
+def make_scene(
+    gateway: LocalIpfsGateway,
+    node: Anvil,
+    per_collection: int = PER_COLLECTION,
+    picked: slice = slice(1, 3),
+) -> Iterator[World]:
+    """The demo collections ``picked`` (of ``per_collection`` tokens each) published on the
+    gateway and deployed on ``node``, not yet minted; the node is stopped after."""
     node.start()
     try:
-        collections = content.build_collections(PER_COLLECTION, seed=5)[1:3]
+        collections = content.build_collections(per_collection, seed=5)[picked]
         uris = [content.publish(gateway, c) for c in collections]
         w3 = chaintools.connect(node.url)
         deployed = world.deploy(w3, collections, uris)
@@ -86,7 +94,7 @@ def _scene(gateway: LocalIpfsGateway, node: Anvil) -> Iterator[World]:
 @pytest.fixture
 def scene(gateway: LocalIpfsGateway) -> Iterator[World]:
     """Two collections of four tokens, published on the gateway and deployed, not yet minted."""
-    yield from _scene(gateway, Anvil(chain_id=CHAIN_ID))
+    yield from make_scene(gateway, Anvil(chain_id=CHAIN_ID))
 
 
 @pytest.fixture
@@ -94,7 +102,7 @@ def stateful_scene(gateway: LocalIpfsGateway, tmp_path: Path) -> Iterator[World]
     """The same scene on an anvil that writes its chain to a file when stopped and reads it back
     when started again (same port): a node that goes away and returns with its blocks."""
     state = tmp_path / "anvil-state.json"
-    yield from _scene(gateway, Anvil(chain_id=CHAIN_ID, extra_args=("--state", str(state))))
+    yield from make_scene(gateway, Anvil(chain_id=CHAIN_ID, extra_args=("--state", str(state))))
 
 
 class Service:
@@ -237,36 +245,18 @@ def pipeline_done(db_url: str, tokens: int) -> Callable[[], bool]:
 
 def assert_as_uninterrupted(db_url: str, scene: World) -> None:
     """The database holds exactly what the chain and the published content say, once."""
-    expected = {
-        (d.address, t.token_id): (d, t) for d in scene.deployed for t in d.collection.tokens
+    images = {
+        hashlib.sha256(t.image_png).hexdigest(): t.image_png
+        for _, t in published(scene.deployed).values()
     }
     extractor = get_extractor(EXTRACTOR)
     engine = create_engine(db_url)
     try:
         with Session(engine) as s:
-            tokens = s.scalars(select(Token)).all()
-            assert {(t.contract, int(t.token_id)) for t in tokens} == set(expected)
+            tokens = assert_tokens_as_published(s, scene.w3, scene.deployed)
             for t in tokens:
-                d, demo = expected[(t.contract, int(t.token_id))]
-                assert t.metadata_status == "ok", (t.contract, t.token_id, t.error_class)
-                owner = (
-                    chaintools.at(scene.w3, "DemoNFT", d.address)
-                    .functions.ownerOf(int(t.token_id))
-                    .call()
-                )
-                assert t.owner == str(owner).lower()
-                assert t.attributes == demo.attributes
-                assert t.image_sha256 == hashlib.sha256(demo.image_png).hexdigest()
-                assert t.transfer_count == 0
-            # every mint once: as many rows as Transfer events on chain, no two alike
-            mints = s.execute(select(Transfer.tx_hash, Transfer.log_index)).all()
-            assert len(mints) == len(set(mints)) == len(expected)
+                assert t.transfer_count == 0, (t.contract, t.token_id)
             assert all(s.scalars(select(Transfer.is_mint)))
-            images = {
-                hashlib.sha256(t.image_png).digest().hex(): t.image_png
-                for _, t in expected.values()
-            }
-            assert set(s.scalars(select(Media.sha256))) == set(images)
             rows = s.execute(
                 select(Embedding.image_sha256, Embedding.extractor, Embedding.vec)
             ).all()

@@ -24,15 +24,19 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from nftvision.extractors import get_extractor
-from nftwatch.demo import content, world
-from nftwatch.localstack import chaintools
 from nftwatch.localstack.embedded import Anvil
 from nftwatch.localstack.ipfs_gateway import LocalIpfsGateway
-from store.models import Embedding, Media, Outbox, Token, Transfer
+from store.models import Embedding, Outbox
 from store.vectors import as_floats
 from tests.support.db import scalar
-from tests.support.workers import start_workers, stop_workers, wait_until_ready
-from tests.test_faults import CHAIN_ID, Service, World, service_env, wait_for
+from tests.support.workers import (
+    assert_tokens_as_published,
+    published,
+    start_workers,
+    stop_workers,
+    wait_until_ready,
+)
+from tests.test_faults import CHAIN_ID, Service, World, make_scene, service_env, wait_for
 from tokenmeta.media import decode_media
 
 PER_COLLECTION = 12  # four collections: at least four resolve messages, several embed ones
@@ -45,17 +49,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture
 def scene(gateway: LocalIpfsGateway) -> Iterator[World]:
     """Four collections of twelve tokens, published on the gateway and deployed, not minted."""
-    node = Anvil(chain_id=CHAIN_ID)
-    node.start()
-    try:
-        collections = content.build_collections(PER_COLLECTION, seed=5)[1:5]
-        uris = [content.publish(gateway, c) for c in collections]
-        w3 = chaintools.connect(node.url)
-        deployed = world.deploy(w3, collections, uris)
-        holders = [str(a) for a in list(w3.eth.accounts)[1:5]]
-        yield World(node, gateway, w3, deployed, holders)
-    finally:
-        node.stop()
+    yield from make_scene(gateway, Anvil(chain_id=CHAIN_ID), PER_COLLECTION, slice(1, 5))
 
 
 class Dispatcher(Service):
@@ -164,9 +158,7 @@ def assert_exactly_once(db_url: str, scene: World) -> None:
     """The outbox against the stored rows: a resolve row per minted token and an embed row per
     image, every one sent, each matched by exactly its stored result, nothing stored without one;
     the tokens equal the chain and the published content, the vectors a direct embedding."""
-    expected = {
-        (d.address, t.token_id): (d, t) for d in scene.deployed for t in d.collection.tokens
-    }
+    expected = published(scene.deployed)
     images = {hashlib.sha256(t.image_png).hexdigest(): t.image_png for _, t in expected.values()}
     engine = create_engine(db_url)
     try:
@@ -177,22 +169,7 @@ def assert_exactly_once(db_url: str, scene: World) -> None:
             embed = [p["image_sha256"] for task, p in rows if task == "embed"]
             assert sorted(resolve) == sorted(expected)  # one row per token, none twice
             assert sorted(embed) == sorted(images)
-            tokens = s.scalars(select(Token)).all()
-            assert {(t.contract, int(t.token_id)) for t in tokens} == set(expected)
-            for t in tokens:
-                d, demo = expected[(t.contract, int(t.token_id))]
-                assert t.metadata_status == "ok", (t.contract, t.token_id, t.error_class)
-                owner = (
-                    chaintools.at(scene.w3, "DemoNFT", d.address)
-                    .functions.ownerOf(int(t.token_id))
-                    .call()
-                )
-                assert t.owner == str(owner).lower()
-                assert t.attributes == demo.attributes
-                assert t.image_sha256 == hashlib.sha256(demo.image_png).hexdigest()
-            mints = s.execute(select(Transfer.tx_hash, Transfer.log_index)).all()
-            assert len(mints) == len(set(mints)) == len(expected)
-            assert set(s.scalars(select(Media.sha256))) == set(images)
+            assert_tokens_as_published(s, scene.w3, scene.deployed)
             stored = s.execute(
                 select(Embedding.image_sha256, Embedding.extractor, Embedding.vec)
             ).all()
