@@ -189,6 +189,7 @@ def test_punk_market_events(anvil: Anvil, rpc: Rpc, sessions) -> None:
     ct.call(w3, punks, "enterBidForPunk", 2, sender=a[4], value=ETH)
     ct.call(w3, punks, "withdrawBidForPunk", 2, sender=a[4])
     ct.call(w3, punks, "withdraw", sender=a[1])
+    ct.call(w3, punks, "offerPunkForSale", 2, ETH * 2, sender=a[3])  # still open at the end
     head = rpc.get_block_number()
     backfill(rpc, sessions, CHAIN, 0, head, [punks.address])
     c = punks.address.lower()
@@ -227,17 +228,19 @@ def test_punk_market_events(anvil: Anvil, rpc: Rpc, sessions) -> None:
         (1, "bid", ETH // 3),
         (2, "bid", ETH),
         (2, "bid_withdrawn", ETH),
+        (2, "offered", ETH * 2),
     ]
     # the ERC-20-shaped Transfer(from, to, 1) never became a row of its own
     assert rows(sessions, "SELECT count(*) FROM transfers")[0][0] == 6
+    # punk 0's offer was bought in the next block: only the offer still open is valued
     value = rows(sessions, "SELECT payload, dedupe_key FROM outbox WHERE task = 'value'")
     assert len(value) == 1
     assert value[0][0] == {
         "chain_id": CHAIN,
         "contract": c,
-        "token_id": "0",
+        "token_id": "2",
         "reason": "listing",
-        "price_wei": str(ETH // 2),
+        "price_wei": str(ETH * 2),
     }
     assert value[0][1].startswith(f"value:{CHAIN}:0x")
 

@@ -248,7 +248,7 @@ def record_prepared(
                     stats.balances = tokens.merge_balances(cur, p, data)
         if batch.metadata_updates:
             stats.outbox += record_refreshes(cur, chain_id, batch.metadata_updates)
-        stats.outbox += record_offers(cur, chain_id, listings)
+        stats.outbox += record_offers(cur, chain_id, listings, sales, transfers)
         if checkpoint_name is not None and checkpoint_block is not None:
             write_checkpoint(cur, checkpoint_name, chain_id, checkpoint_block, checkpoint_hash)
     return stats

@@ -1,8 +1,11 @@
 """Sales, on-chain listings (offers, withdrawals, bids) and the valuation work listings cause.
 
-Outbox contract for an on-chain listing (``offered``): ``task="value", queue="urgent"``, payload
-``{chain_id, contract, token_id, reason: "listing", price_wei (string)}``, dedupe key
-``value:{chain_id}:{block_hash}:{tx_hash}:{log_index}``.
+Outbox contract for an on-chain listing (``offered``) still open at the end of its batch:
+``task="value", queue="urgent"``, payload ``{chain_id, contract, token_id, reason: "listing",
+price_wei (string)}``, dedupe key ``value:{chain_id}:{block_hash}:{tx_hash}:{log_index}``. An
+offer that a later event of the same batch ended (a sale, a transfer, a withdrawal, a new offer)
+is not valued: a backfill replays years of offers that were bought minutes after they were made,
+and valuing each would put stale work ahead of the desk's live listings on the urgent queue.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from store.chain.staging import LISTINGS, SALES, EventRows, copy_data, insert_events
-from store.records import ListingEvent, SaleEvent
+from store.records import ListingEvent, SaleEvent, TransferEvent
 
 # CryptoPunks' acceptBidForPunk emits PunkBought with value 0: the price is the accepted bid,
 # the buyer's latest PunkBidEntered for that punk before the sale.
@@ -66,12 +69,49 @@ def record_listings(
     return len(listings) if keys is None else len(keys)
 
 
-def record_offers(cur: Any, chain_id: int, listings: Sequence[ListingEvent]) -> int:
-    """Urgent valuation work for the on-chain listings (``offered``) among ``listings``; returns
-    the outbox rows added."""
-    offered = sorted(
-        (li for li in listings if li.kind == "offered"), key=lambda x: (x.block_number, x.log_index)
+def open_offers(
+    listings: Sequence[ListingEvent],
+    sales: Sequence[SaleEvent],
+    transfers: Sequence[TransferEvent],
+) -> list[ListingEvent]:
+    """The offers among ``listings`` that no later event of the same token in the batch ended:
+    a sale, a transfer other than a mint, a withdrawal or another offer (a bid ends none)."""
+    ended: dict[tuple[str, int], tuple[int, int]] = {}  # token -> its last ending event
+
+    def end(contract: str, token_id: int, at: tuple[int, int]) -> None:
+        key = (contract, token_id)
+        if at > ended.get(key, (-1, -1)):
+            ended[key] = at
+
+    for s in sales:
+        end(s.contract, s.token_id, (s.block_number, s.log_index))
+    for t in transfers:
+        if not t.is_mint:
+            end(t.contract, t.token_id, (t.block_number, t.log_index))
+    for li in listings:
+        if li.kind in ("offered", "withdrawn"):
+            end(li.contract, li.token_id, (li.block_number, li.log_index))
+    return sorted(
+        (
+            li
+            for li in listings
+            if li.kind == "offered"
+            and ended[(li.contract, li.token_id)] <= (li.block_number, li.log_index)
+        ),
+        key=lambda x: (x.block_number, x.log_index),
     )
+
+
+def record_offers(
+    cur: Any,
+    chain_id: int,
+    listings: Sequence[ListingEvent],
+    sales: Sequence[SaleEvent],
+    transfers: Sequence[TransferEvent],
+) -> int:
+    """Urgent valuation work for the offers among ``listings`` still open at the end of the
+    batch (:func:`open_offers`); returns the outbox rows added."""
+    offered = open_offers(listings, sales, transfers)
     if not offered:
         return 0
     cur.executemany(
