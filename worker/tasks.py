@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from celery.signals import worker_shutdown
 from sqlalchemy.exc import OperationalError
 
 import listeners.errors as chain_errors
@@ -13,6 +14,7 @@ import tokenmeta.errors as fetch_errors
 from worker.app import EMBED_TASK, RESOLVE_TASK, VALUE_TASK, app
 from worker.context import WorkerContext, context_from
 from worker.embedding import embed_stored
+from worker.fitting import FITTER
 from worker.resolving import resolve_batch
 
 # Only these are worth a task-level retry (the database restarting, a node or gateway down);
@@ -50,6 +52,12 @@ RETRY_POLICY: dict[str, Any] = {
 
 def _ctx() -> WorkerContext:
     return context_from(app.conf.nftwatch)
+
+
+@worker_shutdown.connect
+def _end_fitting(**_: Any) -> None:
+    """A fit in progress is not worth a slower shutdown: the next worker fits again."""
+    FITTER.close()
 
 
 @app.task(name=RESOLVE_TASK, bind=True, **RETRY_POLICY)

@@ -7,10 +7,12 @@ stack (``valuation.served``) of the levels, the hedonic-knn model and two naive 
 interval from the stack's own out-of-sample residuals.
 
 Fitting is kept off that path: each worker process holds one fitted model per collection and
-reuses it until the collection's sales or tokens change; a refit then runs in a background thread
-(at most one per collection, at most every ``REFIT_INTERVAL_S``) while valuations go on with the
-current fit. A new sale only moves the levels, the medians and the comparables (``with_sales``:
-the weights, premia and ridge stay as fit). A token the fit never saw, or whose traits changed
+reuses it until the collection's sales or tokens change; a refit then runs in the background (at
+most one per collection, at most every ``REFIT_INTERVAL_S``) while valuations go on with the
+current fit. Every fit runs in a child process (``worker.fitting``): in a thread of this one it
+would hold the GIL against the threads that start and run valuations. A new sale only moves the
+levels, the medians and the comparables (``with_sales``: the weights, premia and ridge stay as
+fit). A token the fit never saw, or whose traits changed
 since, is valued by the thin-market method from its visual neighbours, and the valuation says so.
 Every valuation records the model version, the time it was fit as of, its inputs and how long
 each step took."""
@@ -34,6 +36,7 @@ from store import market, tokens, valuations
 from store.vectors import Neighbour, embedding_dim, nearest
 from worker.context import WorkerContext
 from worker.embedding import embed_stored
+from worker.fitting import FITTER, FitProcess
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +161,14 @@ class ModelCache:
     """Fitted models per (chain, contract), refit in the background when their data changed."""
 
     def __init__(
-        self, refit_interval_s: float = REFIT_INTERVAL_S, cost_factor: float = REFIT_COST_FACTOR
+        self,
+        refit_interval_s: float = REFIT_INTERVAL_S,
+        cost_factor: float = REFIT_COST_FACTOR,
+        fitter: FitProcess | None = None,
     ) -> None:
         self.refit_interval_s = refit_interval_s
         self.cost_factor = cost_factor  # background fitting takes at most 1/factor of a core
+        self.fitter = fitter or FITTER
         self._entries: dict[tuple[int, str], _Entry] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -236,8 +243,12 @@ class ModelCache:
             traits = collection_traits(attributes)  # every accessory of a punk, not its last
             if len(sales) >= MIN_MODEL_SALES and traits:
                 try:
-                    model = fit_served(
-                        sales, traits, as_of=_valuation_time(sales), embeddings=vectors or None
+                    model = self.fitter.run(
+                        fit_served,
+                        sales,
+                        traits,
+                        as_of=_valuation_time(sales),
+                        embeddings=vectors or None,
                     )
                 except ValueError as exc:  # the model refuses too little usable history
                     error = str(exc)
