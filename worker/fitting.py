@@ -67,6 +67,10 @@ class FitProcess:
                     self._executor = None
             raise FitCrashed(f"the fitting process died during {fn.__name__}") from exc
 
+    def start(self) -> None:
+        """Start the child now (importing numpy takes seconds), so that no fit's time counts it."""
+        self.run(os.getpid)
+
     def close(self) -> None:
         """End the child now, a fit in progress included (its caller gets :class:`FitCrashed`)."""
         with self._lock:

@@ -44,7 +44,9 @@ WEI = Decimal(10**18)
 PREFERRED_EXTRACTOR = "effnet-lite0-v1"
 NEIGHBOURS = 8
 REFIT_INTERVAL_S = 5.0  # a collection's model is refit at most this often, in the background
-REFIT_COST_FACTOR = 10.0  # ... and at most every this many times its last fit's duration
+REFIT_COST_FACTOR = 4.0  # ... and at most every this many times its last fit's duration (the fit
+# runs at nice 5 in a process of its own: it takes a quarter of a core at most, and only what
+# urgent work leaves)
 
 # what a fit or a market state was computed from: (sale count, max block, block sum)
 Stamp = tuple[int, int, int]
@@ -229,6 +231,11 @@ class ModelCache:
 
         chain_id, contract = key
         model, error = None, None
+        try:
+            # the refit schedule follows what a fit costs, not the fitting process's start-up
+            self.fitter.start()
+        except Exception as exc:  # the fit below fails too, and says why
+            log.warning("the fitting process did not start: %s", exc)
         began = time.monotonic()
         try:
             with ctx.factory() as s, s.begin():  # one snapshot for the stamps and the data
@@ -252,8 +259,10 @@ class ModelCache:
                     )
                 except ValueError as exc:  # the model refuses too little usable history
                     error = str(exc)
-            else:
+            elif traits:
                 error = f"{len(sales)} sales: too few to fit"
+            else:
+                error = "no token's traits are resolved yet"
         except Exception as exc:  # a failed refit keeps the previous fit serving
             log.exception("refit of %s failed", contract)
             with self._lock:
