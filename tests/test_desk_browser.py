@@ -116,6 +116,11 @@ def add_valuation(session: Session, token_id: int, price: float, p_liquid: float
                 {"feature": "rarity_score", "log_effect": -0.05},
             ],
             "rarity": {"rank": 3, "of": 9},
+            "stack": [
+                {"input": "level", "value_eth": 2.75, "weight": 0.6, "missing": False},
+                {"input": "hedonic_knn", "value_eth": 3.9, "weight": 0.4, "missing": False},
+                {"input": "median_1d", "value_eth": 2.75, "weight": 0.0, "missing": True},
+            ],
             "visual_neighbours": [
                 {
                     "token_id": str(n),
@@ -259,6 +264,9 @@ def test_desk_page_shows_a_valuation_and_a_new_listing_live(
             expect(page.locator("#val-price")).to_have_text("3.20 ETH")
             expect(page.locator("#val-interval")).to_have_text("80 % interval 2.56 ETH – 4.16 ETH")
             expect(page.locator("#val-pliquid")).to_have_text("64 %")
+            # the stack's inputs, each with its weight
+            expect(page.locator("#why")).to_contain_text("hedonic knn × 0.403.900 ETH")
+            expect(page.locator("#why")).to_contain_text("median 1d × 0.00no data")
             expect(page.locator("#val-confidence")).to_have_text("55 %")
             # lend against: the low end 2.56 less 10 % + 30 % x (1 - 0.64) = 20.8 %
             expect(page.locator("#val-collateral")).to_have_text("2.03 ETH")

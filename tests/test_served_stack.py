@@ -102,6 +102,12 @@ def test_the_explanation_names_each_input_and_weight(
     assert {"market", "comparables", "drivers", "rarity", "own_trades"} <= set(e)
     assert e["comparables"] and e["market"]["level_eth"] > 0
     assert v.low_eth < v.price_eth < v.high_eth
+    # against the market, the stack's price is what is compared, the knn input's beside it
+    assert e["relative_to_market"] == pytest.approx(
+        v.price_eth / e["market"]["level_eth"], rel=1e-3
+    )
+    knn_relative = walk.knn.value(token, AS_OF).explanation["relative_to_market"]
+    assert e["hedonic_knn_relative_to_market"] == knn_relative
 
 
 def test_the_interval_comes_from_out_of_sample_residuals(

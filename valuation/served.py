@@ -158,8 +158,14 @@ class ServedStack:
             raise ValueError("too few sales before the valuation time: the level is unknown")
         used = fill_missing(np.array([[values[x] for x in self.inputs]]))[0]
         market = base.explanation["market"]
+        price = float(np.exp(log_price))
+        level = market.get("level_eth")
         explanation = {
             **base.explanation,
+            # the stack's price against the market level; the hedonic-knn input's own beside it
+            # (its ``drivers`` and ``trait_premium`` explain that input, not the stack)
+            "relative_to_market": round(price / level, 4) if level else None,
+            "hedonic_knn_relative_to_market": base.explanation["relative_to_market"],
             "model": {
                 "name": MODEL_NAME,
                 "version": self.model_version,
@@ -189,7 +195,7 @@ class ServedStack:
         }
         return replace(
             base,
-            price_eth=float(np.exp(log_price)),
+            price_eth=price,
             low_eth=float(np.exp(log_price + self.log_low)),
             high_eth=float(np.exp(log_price + self.log_high)),
             confidence=interval_confidence(

@@ -109,8 +109,9 @@ class ValuationOut(BaseModel):
         "'stack', version, as_of, the interval's source: the stack's out-of-sample "
         "residuals); stack: each input (input, name, value_eth, weight, missing: true where "
         "it had nothing to say and stands in at the level's price), weights summing to 1, "
-        "the price their weighted geometric mean; market (level, medians, floor proxy), "
-        "comparables, drivers (the hedonic-knn input's largest effects), rarity, own_trades, "
+        "the price their weighted geometric mean; relative_to_market (the price over the "
+        "market level); market (level, medians, floor proxy), comparables, drivers and "
+        "hedonic_knn_relative_to_market (the hedonic-knn input's), rarity, own_trades, "
         "visual_neighbours; orders and market_asks: what live orders and asks moved."
     )
 

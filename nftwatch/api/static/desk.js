@@ -274,6 +274,12 @@ function renderWhy(v) {
   for (const [k, val] of Object.entries(market)) {
     if (typeof val === "number") row(k.replaceAll("_", " "), Number.isInteger(val) ? String(val) : val.toFixed(3));
   }
+  // the served stack: each input's price and weight (the estimate is their weighted geometric mean)
+  for (const x of Array.isArray(ex.stack) ? ex.stack : []) {
+    if (!x || typeof x.value_eth !== "number" || typeof x.weight !== "number") continue;
+    row(`${String(x.input).replaceAll("_", " ")} × ${x.weight.toFixed(2)}`,
+      x.missing ? "no data (level stands in)" : `${x.value_eth.toFixed(3)} ETH`);
+  }
   if (ex.rarity) row("Rarity rank", `${ex.rarity.rank} of ${ex.rarity.of}`);
   if (Array.isArray(ex.own_trades)) row("Own trades", String(ex.own_trades.length));
   for (const [label, note] of [["Market asks", ex.market_asks], ["Own orders", ex.orders]]) {
