@@ -3,8 +3,9 @@
 A fit is seconds to a minute of numpy and Python. Run in a thread of the urgent worker it holds
 the GIL against the threads that receive and run valuations: measured on the freshness bench,
 listings that arrived during a background refit waited seconds for a thread to start them. In a
-spawned child (never forked: the parent has threads, and may hold CUDA) at a lower CPU priority,
-the fit only takes the CPU the urgent threads leave, and the waiting thread releases the GIL.
+spawned child (never forked: the parent has threads, and may hold CUDA) at nice 5, the fit gets
+about a quarter of a core the urgent threads also want (the kernel's weights for nice 0 and 5),
+and the thread waiting for it releases the GIL.
 
 One child per worker process, started on the first fit and kept for the next; fits queue on it.
 A child that dies (killed for memory, say) fails that fit with :class:`FitCrashed` and is

@@ -12,8 +12,8 @@ most one per collection, at most every ``REFIT_INTERVAL_S``) while valuations go
 current fit. Every fit runs in a child process (``worker.fitting``): in a thread of this one it
 would hold the GIL against the threads that start and run valuations. A new sale only moves the
 levels, the medians and the comparables (``with_sales``: the weights, premia and ridge stay as
-fit). A token the fit never saw, or whose traits changed
-since, is valued by the thin-market method from its visual neighbours, and the valuation says so.
+fit). A token the fit never saw, or whose traits changed since, is valued by the thin-market
+method from its visual neighbours, and the valuation says so.
 Every valuation records the model version, the time it was fit as of, its inputs and how long
 each step took."""
 
@@ -44,9 +44,9 @@ WEI = Decimal(10**18)
 PREFERRED_EXTRACTOR = "effnet-lite0-v1"
 NEIGHBOURS = 8
 REFIT_INTERVAL_S = 5.0  # a collection's model is refit at most this often, in the background
-REFIT_COST_FACTOR = 4.0  # ... and at most every this many times its last fit's duration (the fit
-# runs at nice 5 in a process of its own: it takes a quarter of a core at most, and only what
-# urgent work leaves)
+# ... and at most every this many times its last fit's duration: background fitting takes at
+# most a quarter of a core, at nice 5 in a process of its own (worker.fitting)
+REFIT_COST_FACTOR = 4.0
 
 # what a fit or a market state was computed from: (sale count, max block, block sum)
 Stamp = tuple[int, int, int]
