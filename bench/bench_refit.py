@@ -4,9 +4,10 @@ thread of its own process (as before) against the same fit in a spawned child at
 
 Four threads stand in for the urgent worker's pool: each values a token with the served stack
 (``ServedStack.value``, pure Python and numpy), sleeps ``--gap`` seconds as a task waiting on
-Postgres or the broker would, and records the wall time of each valuation. They run alone
-(the control), then while the fit runs in a thread, then while it runs in the child; each phase
-lasts as long as its fit. Prints p50/p95/p99 latency per phase and the ratios to the control.
+Postgres or the broker would, and records the wall time of each valuation. They run alone for
+10 s (the control), then while the fit runs in a thread, then while it runs in the child, each
+of those phases as long as its fit (the phases follow each other: the machine's other load can
+differ between them). Prints p50/p95/p99 latency per phase and p95 against the control.
 
     python bench/bench_refit.py [--data DATA] [--cutoff 2018-09-01] [--threads 4] [--gap 0.05]
 """
