@@ -231,11 +231,6 @@ class ModelCache:
 
         chain_id, contract = key
         model, error = None, None
-        try:
-            # the refit schedule follows what a fit costs, not the fitting process's start-up
-            self.fitter.start()
-        except Exception as exc:  # the fit below fails too, and says why
-            log.warning("the fitting process did not start: %s", exc)
         began = time.monotonic()
         try:
             with ctx.factory() as s, s.begin():  # one snapshot for the stamps and the data
@@ -249,6 +244,11 @@ class ModelCache:
                 )
             traits = collection_traits(attributes)  # every accessory of a punk, not its last
             if len(sales) >= MIN_MODEL_SALES and traits:
+                # a fitting process starts only where a fit runs, and the refit schedule follows
+                # what a fit costs, not that process's start-up
+                starting = time.monotonic()
+                self.fitter.start()
+                began += time.monotonic() - starting
                 try:
                     model = self.fitter.run(
                         fit_served,
