@@ -17,7 +17,7 @@ machine kept busy meanwhile.
 The clients are closed-loop keep-alive HTTP/1.1 connections on raw asyncio streams, in load
 processes of their own (``--load-procs``), so the bench's bookkeeping never runs on their loop.
 
-    python bench/bench_api.py [--rounds 5] [--seconds 2.5] [--warm 1] [--workers 2] [--threads 4]
+    python bench/bench_api.py [--rounds 5] [--seconds 2.5] [--warm 1] [--workers 2] [--threads 8]
 """
 
 from __future__ import annotations
@@ -304,6 +304,7 @@ class Round:
     pg_ms: float  # Postgres's CPU per request
     load_ms: float  # the load processes' CPU per request
     others: float  # cores the rest of the machine kept busy meanwhile
+    busiest: float  # the busiest server process's share of the server's CPU (1.0: one process)
 
 
 def measure(
@@ -331,6 +332,7 @@ def measure(
     busy1, t1 = _busy_cores_s(), time.monotonic()
     lat, errors = load.collect()
     cpu = {k: _spent(before[k], after[k]) for k in roots}
+    per_process = [t - before["server"].get(pid, 0.0) for pid, t in after["server"].items()]
     served = max(len(lat), 1)
     ms = np.array(lat) if lat else np.array([0.0])
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
@@ -344,6 +346,7 @@ def measure(
         pg_ms=1e3 * cpu["pg"] / served,
         load_ms=1e3 * cpu["load"] / served,
         others=max(busy1 - busy0 - sum(cpu.values()), 0.0) / (t1 - t0),
+        busiest=max(per_process) / max(cpu["server"], 1e-9) if per_process else 1.0,
     )
 
 
@@ -427,6 +430,38 @@ def report(
                 f"req/s; cpu/request {cpu50:.2f} vs {cpu10:.2f} ms; p99 at 50: {m50.p99:.0f} ms "
                 f"(50 closed-loop clients queue {50e3 / max(m50.rps, 1e-9):.0f} ms on average)"
             )
+            if sides[side].workers > 1:
+                print(
+                    "          busiest process's share of the server CPU, 10 -> 50 clients: "
+                    + " ".join(
+                        f"{a.busiest:.2f}->{b.busiest:.2f}" for a, b in zip(r10, r50, strict=True)
+                    )
+                )
+    _split_effect(results, names, sides)
+
+
+def _split_effect(
+    results: dict[tuple[str, str, int], list[Round]],
+    names: Iterable[str],
+    sides: dict[str, ServeConfig],
+) -> None:
+    """Does an uneven split of the connections between the worker processes move the 50/10
+    ratio? Over every round of every route: the correlation of log(50/10) with the busiest
+    process's share at 10 clients minus that at 50."""
+    for side, cfg in sides.items():
+        if cfg.workers < 2:
+            continue
+        xs, ys = [], []
+        for route in names:
+            for a, b in zip(results[side, route, 10], results[side, route, 50], strict=True):
+                xs.append(a.busiest - b.busiest)
+                ys.append(float(np.log(max(b.rps, 1e-9) / max(a.rps, 1e-9))))
+        if len(xs) > 2 and np.std(xs) > 0 and np.std(ys) > 0:
+            r = float(np.corrcoef(xs, ys)[0, 1])
+            print(
+                f"{side:>8}: correlation of log(50/10) with the busiest share at 10 minus at 50, "
+                f"over {len(xs)} rounds: {r:+.2f}"
+            )
 
 
 def interleave(
@@ -468,7 +503,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.5, help="measured per level a round")
     parser.add_argument("--warm", type=float, default=1.0, help="warm-up before each")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=ServeConfig.threads,
+        help="per process (nftwatch api's default)",
+    )
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--load-procs", type=int, default=1)
     parser.add_argument("--routes", default="token,similar,valuation,stats")
