@@ -17,7 +17,7 @@ machine kept busy meanwhile.
 The clients are closed-loop keep-alive HTTP/1.1 connections on raw asyncio streams, in load
 processes of their own (``--load-procs``), so the bench's bookkeeping never runs on their loop.
 
-    python bench/bench_api.py [--rounds 5] [--seconds 2.5] [--warm 1] [--workers 2] [--threads 8]
+    python bench/bench_api.py [--rounds 5] [--seconds 2.5] [--warm 1] [--workers 2] [--threads 2]
 """
 
 from __future__ import annotations

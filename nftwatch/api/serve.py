@@ -39,8 +39,10 @@ class ServeConfig:
     chain_id_default: int | None = None
     rpc_chains: tuple[int, ...] | None = None
     workers: int = 2
-    # requests one worker runs on the database at once; its pool holds as many connections
-    threads: int = 8
+    # requests one worker runs at once, each on a pooled connection of its own; few, because
+    # its threads share one GIL: at 50 clients 8 threads spent 11 % more CPU a request than at
+    # 10, 2 threads 2 % (bench/bench_api.py); more processes, not threads, use more cores
+    threads: int = 2
     pool_size: int | None = None  # None: threads (+2 overflow for the key reads and health)
     max_overflow: int | None = None
     header_timeout_s: float = 10.0

@@ -30,7 +30,7 @@ def api(
             envvar="NFTWATCH_API_THREADS",
             help="Requests on the database at once per process (its pool's size).",
         ),
-    ] = 8,
+    ] = 2,  # ServeConfig.threads: why so few, see there
     header_timeout: Annotated[
         float,
         typer.Option(
