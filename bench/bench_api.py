@@ -279,9 +279,13 @@ def _tree_cpu(*roots: int) -> dict[int, float]:
     return out
 
 
-def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+def _deltas(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
     # a process born during the measurement (a new Postgres backend) counts in full
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    return {pid: t - before.get(pid, 0.0) for pid, t in after.items()}
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(_deltas(before, after).values())
 
 
 def _busy_cores_s() -> float:
@@ -332,7 +336,7 @@ def measure(
     busy1, t1 = _busy_cores_s(), time.monotonic()
     lat, errors = load.collect()
     cpu = {k: _spent(before[k], after[k]) for k in roots}
-    per_process = [t - before["server"].get(pid, 0.0) for pid, t in after["server"].items()]
+    per_process = list(_deltas(before["server"], after["server"]).values())
     served = max(len(lat), 1)
     ms = np.array(lat) if lat else np.array([0.0])
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])

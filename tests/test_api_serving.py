@@ -131,3 +131,13 @@ def test_connections_that_arrive_together_are_spread_over_the_workers(db_url: st
     assert sum(per_worker.values()) == 50
     assert len(per_worker) == 2 and min(per_worker.values()) >= 10, per_worker
     assert "one socket per worker (2)" in log
+
+
+def test_the_cli_serves_with_the_configs_default_threads() -> None:
+    # the CLI spells the default out rather than import the server (and uvicorn) at start-up
+    import inspect
+
+    from nftwatch.api.serve import ServeConfig
+    from nftwatch.cli.api import api
+
+    assert inspect.signature(api).parameters["threads"].default == ServeConfig.threads
