@@ -37,15 +37,18 @@ AnyListing = Listing | OffchainListing
 
 class Position(NamedTuple):
     """Where a reader of the listings stands: the last on-chain offer it saw (block, log index),
-    the highest valuation id it saw, and the last off-chain listing change it saw (the writing
-    transaction's id and the change's sequence number, ``OffchainListing.change_xid`` and
-    ``change_seq``). Zero off-chain parts: before any off-chain change."""
+    the last valuation it saw (``valuation_xid``, its writing transaction's id, and
+    ``valuation_id``), and the last off-chain listing change it saw (the writing transaction's
+    id and the change's sequence number, ``OffchainListing.change_xid`` and ``change_seq``).
+    Zero off-chain parts: before any off-chain change. ``valuation_xid`` -1: a position handed
+    out before valuations carried their transaction, which reads on from its valuation id."""
 
     block_number: int = 0
     log_index: int = -1
     valuation_id: int = 0
     offchain_xid: int = 0
     offchain_seq: int = 0
+    valuation_xid: int = -1
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,22 @@ class ListedToken:
 
 def head(session: Session) -> Position:
     """The position just past everything stored now: changes from here are only what is new
-    (an off-chain change of a transaction still running may be handed out once more)."""
+    (an off-chain change or a valuation of a transaction still running may be handed out once
+    more)."""
     last = session.execute(
         select(Listing.block_number, Listing.log_index)
         .where(Listing.kind == OFFERED)
         .order_by(Listing.block_number.desc(), Listing.log_index.desc())
         .limit(1)
     ).first()
-    vid = session.scalar(select(func.max(Valuation.id))) or 0
+    v = Valuation
+    valued = session.execute(
+        select(v.change_xid, v.id)
+        .where(v.change_xid < _HORIZON)
+        .order_by(v.change_xid.desc(), v.id.desc())
+        .limit(1)
+    ).first()
+    vxid, vid = (0, 0) if valued is None else (int(valued.change_xid), int(valued.id))
     o = OffchainListing
     off = session.execute(
         select(o.change_xid, o.change_seq)
@@ -94,8 +105,8 @@ def head(session: Session) -> Position:
     ).first()
     xid, seq = (0, 0) if off is None else (int(off.change_xid), int(off.change_seq))
     if last is None:
-        return Position(0, -1, int(vid), xid, seq)
-    return Position(int(last.block_number), int(last.log_index), int(vid), xid, seq)
+        return Position(0, -1, vid, xid, seq, vxid)
+    return Position(int(last.block_number), int(last.log_index), vid, xid, seq, vxid)
 
 
 def recent(
@@ -130,8 +141,8 @@ def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedT
     newer than it (oldest first); off-chain listings written since (listed, or retired: their
     status says which), in the order of the transactions that wrote them, only once every older
     transaction has ended, so that a late commit is never skipped; and the latest offer and the
-    active off-chain listings of every token valued after ``since.valuation_id``, where the
-    position has already passed them."""
+    active off-chain listings of every token valued since, where the position has already
+    passed them (valuations read in the same commit-safe order)."""
     new = list(
         session.scalars(
             select(Listing)
@@ -162,13 +173,20 @@ def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedT
     xid, seq = since.offchain_xid, since.offchain_seq
     if moved:
         xid, seq = int(moved[-1].change_xid), int(moved[-1].change_seq)
+    v = Valuation
+    if since.valuation_xid < 0:  # a position from before 0013: on from its valuation id
+        after = v.id > since.valuation_id
+    else:
+        after = tuple_(v.change_xid, v.id) > tuple_(since.valuation_xid, since.valuation_id)
     revalued = session.execute(
-        select(Valuation.id, Valuation.chain_id, Valuation.contract, Valuation.token_id)
-        .where(Valuation.id > since.valuation_id)
-        .order_by(Valuation.id)
+        select(v.change_xid, v.id, v.chain_id, v.contract, v.token_id)
+        .where(after, v.change_xid < _HORIZON)
+        .order_by(v.change_xid, v.id)
         .limit(VALUATION_BATCH)
     ).all()
-    vid = int(revalued[-1].id) if revalued else since.valuation_id
+    vxid, vid = since.valuation_xid, since.valuation_id
+    if revalued:
+        vxid, vid = int(revalued[-1].change_xid), int(revalued[-1].id)
     valued = {(r.chain_id, r.contract, int(r.token_id)) for r in revalued}
     seen = {(x.chain_id, x.contract, int(x.token_id)) for x in new}
     handed = {(x.marketplace, x.order_hash) for x in moved}
@@ -187,7 +205,7 @@ def changes(session: Session, since: Position, limit: int) -> tuple[list[ListedT
             and (x.change_xid, x.change_seq) <= (xid, seq)
         ),
     ]
-    return _with_valuations(session, rows), Position(block, log_index, vid, xid, seq)
+    return _with_valuations(session, rows), Position(block, log_index, vid, xid, seq, vxid)
 
 
 def _position(listing: Listing) -> tuple[int, int]:

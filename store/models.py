@@ -354,6 +354,7 @@ class Valuation(Base):
     __tablename__ = "valuations"
     __table_args__ = (
         Index("ix_valuations_token", "chain_id", "contract", "token_id", "valued_at"),
+        Index("ix_valuations_change", "change_xid", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -369,6 +370,9 @@ class Valuation(Base):
     confidence: Mapped[float] = mapped_column(Float)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # the writing transaction's id, stamped by the column's default (migration 0013): the
+    # listing stream reads valuations in commit-safe (change_xid, id) order
+    change_xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class Checkpoint(Base):

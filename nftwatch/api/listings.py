@@ -12,17 +12,20 @@ from nftwatch.api.params import BIGINT_MAX, INT_MAX
 from store import listings
 from store.listings import ListedToken, Position
 
-# five parts of at most 19 digits, four dashes and a sign
-MAX_CURSOR_CHARS = 5 * 19 + 4 + 1
+# six parts of at most 19 digits, five dashes and a sign
+MAX_CURSOR_CHARS = 6 * 19 + 5 + 1
 
 
 class Cursor(Position):
-    """Where a client stands: the last on-chain offer it saw (block, log index), the highest
-    valuation id it saw, and the last off-chain listing change it saw (transaction id,
-    sequence number). Encoded as ``block-logindex-valuationid-xid-seq`` (an SSE event id).
+    """Where a client stands: the last on-chain offer it saw (block, log index), the last
+    valuation it saw (id, and its transaction's id), and the last off-chain listing change it
+    saw (transaction id, sequence number). Encoded as
+    ``block-logindex-valuationid-xid-seq-valuationxid`` (an SSE event id).
 
-    A cursor of the first format, ``block-logindex-valuationid``, handed out before off-chain
-    listings were streamed, still resumes: as a client that has seen no off-chain change yet."""
+    Cursors of the earlier formats still resume: ``block-logindex-valuationid`` (before
+    off-chain listings were streamed) as a client that has seen no off-chain change yet, and
+    both it and ``block-logindex-valuationid-xid-seq`` (before valuations carried their
+    transaction) on from their valuation id."""
 
     __slots__ = ()
 
@@ -36,23 +39,27 @@ class Cursor(Position):
         if len(value) > MAX_CURSOR_CHARS:
             raise ValueError(f"cursor must be at most {MAX_CURSOR_CHARS} characters")
         # a leading "-" is the only sign a part may carry (log index -1: before any log)
-        parts = re.fullmatch(r"\s*([0-9]+)-(-1|[0-9]+)-([0-9]+)(?:-([0-9]+)-([0-9]+))?\s*", value)
+        parts = re.fullmatch(
+            r"\s*([0-9]+)-(-1|[0-9]+)-([0-9]+)(?:-([0-9]+)-([0-9]+)(?:-([0-9]+))?)?\s*", value
+        )
         if parts is None:
             if value.strip().count("-") < 2:
                 raise ValueError(f"cursor must look like {SHAPE}")
             raise ValueError(
                 f"cursor must look like {SHAPE}: non-negative integers (log index: -1 or more)"
             )
-        block, log_index, valuation_id, xid, seq = (int(p or 0) for p in parts.groups())
-        if max(block, valuation_id, xid, seq) > BIGINT_MAX or log_index > INT_MAX:
+        *five, vxid_part = parts.groups()
+        block, log_index, valuation_id, xid, seq = (int(p or 0) for p in five)
+        valuation_xid = -1 if vxid_part is None else int(vxid_part)
+        if max(block, valuation_id, xid, seq, valuation_xid) > BIGINT_MAX or log_index > INT_MAX:
             raise ValueError(
-                f"cursor out of range: block, valuation id, transaction id and sequence at "
+                f"cursor out of range: block, valuation id, transaction ids and sequence at "
                 f"most {BIGINT_MAX}, log index at most {INT_MAX}"
             )
-        return cls(block, log_index, valuation_id, xid, seq)
+        return cls(block, log_index, valuation_id, xid, seq, valuation_xid)
 
 
-SHAPE = "BLOCK-LOGINDEX-VALUATIONID-XID-SEQ (as /v1/listings/recent hands it out)"
+SHAPE = "BLOCK-LOGINDEX-VALUATIONID-XID-SEQ-VALUATIONXID (as /v1/listings/recent hands it out)"
 
 
 def head(session: Session) -> Cursor:
