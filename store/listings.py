@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Engine, Row, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnClause
 
 from store.models import Listing, OffchainListing, Token, Valuation
@@ -88,25 +88,22 @@ def head(session: Session) -> Position:
         .order_by(Listing.block_number.desc(), Listing.log_index.desc())
         .limit(1)
     ).first()
-    v = Valuation
-    valued = session.execute(
-        select(v.change_xid, v.id)
-        .where(v.change_xid < _HORIZON)
-        .order_by(v.change_xid.desc(), v.id.desc())
-        .limit(1)
-    ).first()
-    vxid, vid = (0, 0) if valued is None else (int(valued.change_xid), int(valued.id))
-    o = OffchainListing
-    off = session.execute(
-        select(o.change_xid, o.change_seq)
-        .where(o.change_xid < _HORIZON)
-        .order_by(o.change_xid.desc(), o.change_seq.desc())
-        .limit(1)
-    ).first()
-    xid, seq = (0, 0) if off is None else (int(off.change_xid), int(off.change_seq))
+    vxid, vid = _last_final(session, Valuation.change_xid, Valuation.id)
+    xid, seq = _last_final(session, OffchainListing.change_xid, OffchainListing.change_seq)
     if last is None:
         return Position(0, -1, vid, xid, seq, vxid)
     return Position(int(last.block_number), int(last.log_index), vid, xid, seq, vxid)
+
+
+def _last_final(
+    session: Session, xid: InstrumentedAttribute[int], then: InstrumentedAttribute[int]
+) -> tuple[int, int]:
+    """The greatest (writing transaction, ``then``) among rows whose transaction is older than
+    every one still running; (0, 0) when there is none."""
+    row = session.execute(
+        select(xid, then).where(xid < _HORIZON).order_by(xid.desc(), then.desc()).limit(1)
+    ).first()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def recent(
