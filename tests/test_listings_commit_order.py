@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from nftwatch.api import create_app
 from nftwatch.api.listings import Cursor
 from store import listings
 from store.models import Valuation
-from tests.support.seed import add_listing, add_token, add_valuation
+from tests.support.seed import CHAIN, KEY, add_listing, add_token, add_valuation
 
 
 def _valued(rows: list[listings.ListedToken]) -> set[int]:
@@ -62,6 +64,7 @@ def test_cursors_of_every_format_resume(factory: sessionmaker[Session]) -> None:
     for legacy in (f"10-0-{old}", f"10-0-{old}-0-0"):  # before valuations carried their xid
         cursor = Cursor.decode(legacy)
         assert cursor.valuation_xid == -1 and cursor.valuation_id == old
+        assert cursor.encode() == f"10-0-{old}-0-0"  # nothing new read: still the old format
         with factory() as s:
             rows, after = listings.changes(s, cursor, 50)
         assert [r.valuation.id for r in rows if r.valuation] == [new]
@@ -120,3 +123,27 @@ def test_migration_stamps_old_valuations_zero_and_new_ones_with_their_transactio
         ).scalars()
         assert "change_xid" not in set(columns)
     engine.dispose()
+
+
+def _event_ids(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[str]:
+    with client.stream("GET", url, headers=headers or {}) as r:
+        assert r.status_code == 200
+        return [line[4:] for line in r.iter_lines() if line.startswith("id: ")]
+
+
+def test_a_stream_resumed_from_an_old_cursor_hands_out_ids_it_accepts(
+    factory: sessionmaker[Session],
+) -> None:
+    with factory.begin() as s:
+        add_token(s, 1)
+        add_listing(s, 1, 10, 5.0)
+        seen = add_valuation(s, 1, 2.0)
+    app = create_app(factory, api_keys=[KEY], chain_id_default=CHAIN)
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
+        ids = _event_ids(client, f"/v1/listings/stream?cursor=10-0-{seen}&duration=1")
+        assert ids  # the stream says where it stands even when nothing changed
+        for event_id in ids:
+            again = _event_ids(
+                client, "/v1/listings/stream?duration=1", {"Last-Event-ID": event_id}
+            )
+            assert again

@@ -30,7 +30,9 @@ class Cursor(Position):
     __slots__ = ()
 
     def encode(self) -> str:
-        return "-".join(str(p) for p in self)
+        # a position still from before valuations carried their transaction keeps that format
+        parts = self if self.valuation_xid >= 0 else self[:5]
+        return "-".join(str(p) for p in parts)
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
