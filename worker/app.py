@@ -85,6 +85,10 @@ def _open_channel(celery: Celery, *, sql_tables: bool = False) -> None:
         channel = conn.default_channel
         if sql_tables:  # the SQL transport creates its tables with its first session
             _ = channel.session
+            # and a row per queue on first use: workers consuming together would race to insert
+            # the same one (kombu_queue's unique name), so this process declares them all first
+            for queue in QUEUES:
+                channel.queue_declare(queue=queue)
 
 
 def prepare_broker(celery: Celery) -> None:
