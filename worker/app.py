@@ -83,10 +83,10 @@ def _open_channel(celery: Celery, *, sql_tables: bool = False) -> None:
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=3)
         channel = conn.default_channel
-        if sql_tables:  # the SQL transport creates its tables with its first session
-            _ = channel.session
-            # and a row per queue on first use: workers consuming together would race to insert
-            # the same one (kombu_queue's unique name), so this process declares them all first
+        # the SQL transport creates its tables with its first session and a row per queue on
+        # first use: workers consuming together would race to insert the same one (kombu_queue's
+        # unique name), so this process declares them all first (which opens the session)
+        if sql_tables:
             for queue in QUEUES:
                 channel.queue_declare(queue=queue)
 
